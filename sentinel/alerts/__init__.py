@@ -1,0 +1,1 @@
+"""Alert lifecycle: pure transitions (state.py) and the book that applies and persists them."""

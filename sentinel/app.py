@@ -1,0 +1,155 @@
+"""Wiring: build every component from a Config, start them in data-flow order, stop in reverse."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import UTC, datetime
+from typing import Any
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
+from celery import Celery
+
+from sentinel.alerts.book import AlertBook, Row, Transition
+from sentinel.clock import Clock, SystemClock
+from sentinel.collectors.events import EventCollector
+from sentinel.collectors.inspect import InspectCollector
+from sentinel.collectors.queues import QueueCollector, probe_for
+from sentinel.config import Config
+from sentinel.model import State
+from sentinel.storage.alerts import AlertRepo
+from sentinel.storage.sqlite import Database
+from sentinel.store.facts import FactStore
+
+log = logging.getLogger("sentinel")
+
+
+def celery_app(config: Config) -> Celery:
+    app = Celery("sentinel", broker=config.celery.broker_url, set_as_current=False)
+    app.conf.update(
+        broker_transport_options=dict(config.celery.broker_transport_options),
+        broker_connection_timeout=config.celery.inspect_timeout,
+        broker_connection_retry_on_startup=True,
+        broker_connection_max_retries=1,
+        result_backend=None,
+        event_queue_prefix="sentinel",
+        worker_hijack_root_logger=False,
+    )
+    return app
+
+
+def build_store(config: Config) -> FactStore:
+    limits = config.limits
+    return FactStore(
+        bucket=limits.bucket,
+        retention=config.max_window,
+        max_task_names=limits.max_task_names,
+        max_workers=limits.max_workers,
+        max_queues=limits.max_queues,
+        max_inflight=limits.max_inflight_tasks,
+        worker_retention=limits.worker_retention,
+    )
+
+
+class Sentinel:
+    def __init__(self, config: Config, clock: Clock | None = None, *, persist: bool = True):
+        self.config = config
+        self.clock = clock or SystemClock()
+        self.app = celery_app(config)
+        self.store = build_store(config)
+        self.db = Database(config.storage.path) if persist else None
+        self.book = AlertBook(AlertRepo(self.db) if self.db is not None else None)
+        self.events = EventCollector(self.app, self.store, self.clock)
+        self.inspector = InspectCollector(
+            self.app, self.store, self.clock,
+            interval=config.celery.inspect_interval,
+            timeout=config.celery.inspect_timeout,
+            enable_events=config.celery.enable_events,
+        )
+        probe = probe_for(config.celery.broker_url, dict(config.celery.broker_transport_options))
+        self.queues = (
+            QueueCollector(probe, self.store, self.clock, config.celery.queues) if probe else None
+        )
+        self.scheduler: BackgroundScheduler | None = None
+        self._eval_lock = threading.Lock()
+        self.on_transitions: list[Any] = []
+
+    # -- one-shot operations (also what the scheduler runs) --------------------------------
+
+    def collect_once(self) -> None:
+        self.inspector.collect()
+        if self.queues is not None:
+            self.queues.collect()
+
+    def evaluate(self) -> tuple[list[Transition], list[Row]]:
+        with self._eval_lock:
+            if self.queues is not None:
+                self.queues.collect()
+            now = self.clock.now()
+            transitions, rows = self.book.tick(self.config.rules, self.store, now)
+            self.store.prune(now)
+        for t in transitions:
+            log_transition(t)
+        for callback in self.on_transitions:
+            callback(transitions)
+        return transitions, rows
+
+    # -- daemon lifecycle ------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.events.start()
+        scheduler = BackgroundScheduler(
+            executors={"default": ThreadPoolExecutor(4)},
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
+        )
+        start = datetime.now(UTC)
+        scheduler.add_job(self.inspector.collect, "interval", id="inspect",
+                          seconds=self.config.celery.inspect_interval, next_run_time=start)
+        scheduler.add_job(self.evaluate, "interval", id="evaluate",
+                          seconds=self.config.evaluation.interval)
+        scheduler.start()
+        self.scheduler = scheduler
+        log.info(
+            "sentinel started: %d rule(s), broker %s, evaluation every %gs, inspect every %gs",
+            len(self.config.rules), self.app.connection_for_read().as_uri(),
+            self.config.evaluation.interval, self.config.celery.inspect_interval,
+        )
+
+    def stop(self) -> None:
+        if self.scheduler is not None:
+            self.scheduler.shutdown(wait=True)
+            self.scheduler = None
+        self.events.stop()
+        if self.queues is not None:
+            self.queues.close()
+        if self.db is not None:
+            self.db.close()
+        log.info("sentinel stopped")
+
+
+def log_transition(t: Transition) -> None:
+    alert = t.alert
+    before = t.before.value if t.before else "inactive"
+    after = alert.state.value if alert else "inactive"
+    level = logging.WARNING if alert is not None and alert.state is State.FIRING else logging.INFO
+    value = alert.value if alert is not None else None
+    threshold = alert.threshold if alert is not None else None
+    summary = alert.annotations.get("summary", "") if alert is not None else ""
+    log.log(
+        level,
+        "alert %s %s -> %s (value=%s threshold=%s) %s",
+        _labels_text(t.labels), before, after, _num(value), _num(threshold), summary,
+        extra={"labels": dict(t.labels), "fingerprint": t.fingerprint, "from_state": before,
+               "to_state": after, "value": value, "threshold": threshold},
+    )
+
+
+def _labels_text(labels: Any) -> str:
+    name = labels.get("alertname", "")
+    rest = ",".join(f"{k}={v}" for k, v in labels.items() if k != "alertname")
+    return f"{name}{{{rest}}}"
+
+
+def _num(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4g}"

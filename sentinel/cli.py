@@ -1,0 +1,154 @@
+"""The `sentinel` command: run | check | eval (see CONTRACT.md)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from sentinel import __version__, logs
+from sentinel.config import Config, ConfigError, default_path, load
+from sentinel.model import Labels
+
+log = logging.getLogger("sentinel")
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-c", "--config", default=None,
+                        help="rules.yaml (default: $SENTINEL_CONFIG, then ./rules.yaml)")
+    common.add_argument("--log-format", choices=("text", "json"), default="text")
+    common.add_argument("--log-level", default="info",
+                        choices=("debug", "info", "warning", "error"))
+
+    parser = argparse.ArgumentParser(prog="sentinel", description="Alerting sidecar for Celery.")
+    parser.add_argument("--version", action="version", version=f"sentinel {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("run", parents=[common], help="run the daemon until SIGTERM/SIGINT")
+    sub.add_parser("check", parents=[common], help="validate the config; never touches the network")
+    ev = sub.add_parser("eval", parents=[common],
+                        help="collect once, evaluate every rule once, print a table; sends nothing")
+    ev.add_argument("--listen", type=float, default=None, metavar="SECONDS",
+                    help="how long to listen to events before evaluating "
+                         "(default: two heartbeat intervals, 4s)")
+    return parser
+
+
+def _load(path: str | None) -> Config:
+    return load(path or default_path())
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    path = args.config or default_path()
+    try:
+        config = load(path)
+    except ConfigError as e:
+        print(f"{path}: invalid configuration ({len(e.errors)} error(s))", file=sys.stderr)
+        for line in e.errors:
+            print(f"  {line}", file=sys.stderr)
+        return 1
+    print(f"{path}: ok ({len(config.rules)} rule(s), {len(config.channels)} channel(s))")
+    for rule in config.rules:
+        extra = f" for {rule.for_:g}s" if rule.for_ else ""
+        print(f"rule    {rule.name:<24} {rule.kind:<16} {rule.severity.value:<8} "
+              f"{rule.describe()}{extra}")
+    for name, channel in config.channels.items():
+        print(f"channel {name:<24} {channel.type:<16} {channel.describe()}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from sentinel.app import Sentinel
+
+    try:
+        config = _load(args.config)
+    except ConfigError as e:
+        for line in e.errors:
+            log.error("config: %s", line)
+        return 1
+    sentinel = Sentinel(config)
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        log.info("received %s, shutting down", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    sentinel.start()
+    try:
+        while not stop.wait(1.0):
+            pass
+    finally:
+        sentinel.stop()
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from sentinel.app import Sentinel
+
+    try:
+        config = _load(args.config)
+    except ConfigError as e:
+        for line in e.errors:
+            print(f"config: {line}", file=sys.stderr)
+        return 1
+    sentinel = Sentinel(config, persist=False)
+    sentinel.events.start()
+    try:
+        listen = 4.0 if args.listen is None else args.listen
+        deadline = time.monotonic() + listen
+        sentinel.events.connected.wait(min(listen, 10.0))
+        sentinel.collect_once()
+        time.sleep(max(0.0, deadline - time.monotonic()))
+        _, rows = sentinel.evaluate()
+    finally:
+        sentinel.events.stop()
+    problems = [
+        f"{p.source}: {p.error}" for p in sentinel.store.probes.values() if not p.ok and p.error
+    ]
+    if not sentinel.events.connected.is_set():
+        problems.append("events: not connected")
+    kinds = {rule.name: rule.kind for rule in config.rules}
+    table = [("RULE", "LABELS", "VALUE", "THRESHOLD", "STATE")]
+    for row in rows:
+        kind = kinds[row.rule]
+        table.append((row.rule, _instance(row.labels), _fmt(kind, row.value),
+                      _fmt(kind, row.threshold), row.state))
+    widths = [max(len(r[i]) for r in table) for i in range(5)]
+    for r in table:
+        print("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip())
+    if len(table) == 1:
+        print("(no rule produced a verdict)")
+    for p in problems:
+        print(f"warning: {p}", file=sys.stderr)
+    return 0
+
+
+def _instance(labels: Labels) -> str:
+    keep = {k: v for k, v in labels.items() if k not in ("alertname", "severity")}
+    return ",".join(f"{k}={v}" for k, v in keep.items()) or "-"
+
+
+def _fmt(kind: str, value: float | None) -> str:
+    if value is None:
+        return "n/a"
+    if kind == "failure_rate":
+        return f"{value * 100:.1f}%"
+    if kind in ("task_latency", "idle_worker"):
+        return f"{value:.3f}s" if value < 10 else f"{value:.0f}s"
+    return f"{value:g}"
+
+
+COMMANDS = {"run": cmd_run, "check": cmd_check, "eval": cmd_eval}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logs.setup(args.log_level, args.log_format)
+    return COMMANDS[args.command](args)

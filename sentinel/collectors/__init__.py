@@ -1,0 +1,1 @@
+"""Collectors: the event stream, inspect snapshots and broker queue depths, feeding the FactStore."""

@@ -1,0 +1,85 @@
+"""Periodic `inspect` snapshots: ping, stats, active, reserved, active_queues.
+
+Ping goes first and tells how many workers answer; the other calls then stop waiting as soon
+as that many have replied, so one slow worker costs at most one timeout, not five.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import Celery
+
+from sentinel.clock import Clock
+from sentinel.store.facts import FactStore
+
+log = logging.getLogger("sentinel.inspect")
+
+
+class InspectCollector:
+    source = "inspect"
+
+    def __init__(
+        self, app: Celery, store: FactStore, clock: Clock, *, interval: float, timeout: float,
+        enable_events: bool,
+    ) -> None:
+        self.app = app
+        self.store = store
+        self.clock = clock
+        self.interval = interval
+        self.timeout = timeout
+        self.enable_events = enable_events
+
+    def collect(self) -> None:
+        try:
+            self._collect()
+        except Exception as e:  # the broker is down or refused us: a fact, not a zero
+            self.store.probe_failed(self.source, f"{type(e).__name__}: {e}", self.clock.now())
+            log.warning("inspect failed: %s: %s", type(e).__name__, e)
+
+    def _collect(self) -> None:
+        control = self.app.control
+        if self.enable_events:
+            control.enable_events()
+        pings = control.inspect(timeout=self.timeout).ping() or {}
+        replies: dict[str, dict[str, Any]] = {}
+        if pings:
+            inspect = control.inspect(timeout=self.timeout, limit=len(pings))
+            replies = {
+                "active_queues": inspect.active_queues() or {},
+                "stats": inspect.stats() or {},
+                "active": inspect.active() or {},
+                "reserved": inspect.reserved() or {},
+            }
+        now = self.clock.now()
+        active_queues = {
+            host: [q["name"] for q in queues if isinstance(q, dict) and "name" in q]
+            for host, queues in replies.get("active_queues", {}).items()
+            if isinstance(queues, list)
+        }
+        stats = {
+            host: _summary(s, replies.get("reserved", {}).get(host))
+            for host, s in replies.get("stats", {}).items()
+            if isinstance(s, dict)
+        }
+        active = {
+            host: len(tasks)
+            for host, tasks in replies.get("active", {}).items()
+            if isinstance(tasks, list)
+        }
+        # A ping answer is evidence of life until the next snapshot is due.
+        ttl = self.interval + self.timeout
+        self.store.set_inspect(set(pings), ttl, active_queues, stats, active, now)
+        self.store.probe_ok(self.source, now)
+
+
+def _summary(stats: dict[str, Any], reserved: Any) -> dict[str, Any]:
+    pool = stats.get("pool") if isinstance(stats.get("pool"), dict) else {}
+    return {
+        "pid": stats.get("pid"),
+        "concurrency": pool.get("max-concurrency"),
+        "total": sum((stats.get("total") or {}).values()) if isinstance(stats.get("total"), dict) else None,
+        "reserved": len(reserved) if isinstance(reserved, list) else None,
+        "uptime": stats.get("uptime"),
+    }

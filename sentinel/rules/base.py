@@ -1,0 +1,46 @@
+"""The rule registry and the helpers every rule kind shares."""
+
+from __future__ import annotations
+
+import fnmatch
+import importlib
+import re
+from collections.abc import Callable, Iterable
+from functools import cache, lru_cache
+from typing import Any
+
+from sentinel.model import Sample
+from sentinel.store.facts import FactStore
+
+# kind -> "module:function"; each function is evaluate(rule, store, now) -> list[Sample] and is
+# called with store.lock held, so it sees one consistent snapshot of the facts.
+RULES = {
+    "no_live_workers": "sentinel.rules.no_live_workers:evaluate",
+    "queue_backlog": "sentinel.rules.queue_backlog:evaluate",
+    "failure_rate": "sentinel.rules.failure_rate:evaluate",
+    "idle_worker": "sentinel.rules.idle_worker:evaluate",
+    "task_latency": "sentinel.rules.task_latency:evaluate",
+}
+
+Evaluate = Callable[[Any, FactStore, float], list[Sample]]
+
+
+@cache
+def evaluator(kind: str) -> Evaluate:
+    module, _, func = RULES[kind].partition(":")
+    return getattr(importlib.import_module(module), func)  # type: ignore[no-any-return]
+
+
+@lru_cache(maxsize=1024)
+def _compiled(patterns: tuple[str, ...]) -> re.Pattern[str]:
+    return re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in patterns))
+
+
+def matching(names: Iterable[str], patterns: tuple[str, ...]) -> list[str]:
+    """The names that match any of the glob patterns (case-sensitive, like Celery's names)."""
+    match = _compiled(patterns).match
+    return [n for n in names if match(n)]
+
+
+def matches(name: str, patterns: tuple[str, ...]) -> bool:
+    return _compiled(patterns).match(name) is not None

@@ -1,0 +1,20 @@
+from __future__ import annotations
+
+from sentinel.config import IdleWorkerRule
+from sentinel.model import Sample
+from sentinel.rules.base import matches
+from sentinel.store.facts import FactStore
+
+
+def evaluate(rule: IdleWorkerRule, store: FactStore, now: float) -> list[Sample]:
+    """Seconds since each live worker last did something; dead workers are not idle, just dead."""
+    samples = []
+    for worker in store.workers.values():
+        if not matches(worker.hostname, rule.workers) or not worker.alive(now):
+            continue
+        if worker.active > 0:
+            idle = 0.0
+        else:
+            idle = max(0.0, now - worker.last_activity)
+        samples.append(Sample({"worker": worker.hostname}, idle, rule.idle_for, idle >= rule.idle_for))
+    return samples

@@ -1,0 +1,23 @@
+from __future__ import annotations
+
+from sentinel.config import TaskLatencyRule
+from sentinel.model import Sample
+from sentinel.rules.base import matching
+from sentinel.store.facts import FactStore
+from sentinel.store.windows import MEASURES
+
+
+def evaluate(rule: TaskLatencyRule, store: FactStore, now: float) -> list[Sample]:
+    """The chosen percentile of one latency measure per task name over the window."""
+    measure = MEASURES.index(rule.measure)
+    q = rule.percentile / 100.0
+    samples = []
+    for name in matching(store.tasks, rule.tasks):
+        sketch = store.tasks[name].ring.sketch(measure, rule.window, now)
+        value = sketch.quantile(q)
+        if value is None:
+            samples.append(Sample({"task": name}, None, rule.threshold, False))
+            continue
+        verdict = value > rule.threshold if sketch.count >= rule.min_count else None
+        samples.append(Sample({"task": name}, value, rule.threshold, verdict))
+    return samples

@@ -1,0 +1,61 @@
+"""The alerts table: the current state of every pending, firing and recently resolved alert."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+
+from sentinel.model import Alert, Labels, State
+from sentinel.storage.sqlite import Database
+
+
+class AlertRepo:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def load(self) -> dict[str, Alert]:
+        alerts = {}
+        for row in self.db.query("SELECT * FROM alerts"):
+            alert = Alert(
+                rule=row["rule"],
+                labels=Labels(json.loads(row["labels"])),
+                annotations=json.loads(row["annotations"]),
+                state=State(row["state"]),
+                active_at=row["active_at"],
+                value=row["value"],
+                threshold=row["threshold"],
+                fired_at=row["fired_at"],
+                resolved_at=row["resolved_at"],
+                updated_at=row["updated_at"],
+            )
+            alerts[alert.fingerprint] = alert
+        return alerts
+
+    def save(self, changed: Iterable[Alert], removed: Iterable[str]) -> None:
+        rows = [
+            (
+                a.fingerprint,
+                a.rule,
+                json.dumps(dict(a.labels), sort_keys=True),
+                json.dumps(dict(a.annotations), sort_keys=True),
+                a.state.value,
+                a.active_at,
+                a.fired_at,
+                a.resolved_at,
+                a.value,
+                a.threshold,
+                a.updated_at,
+            )
+            for a in changed
+        ]
+        gone = [(fp,) for fp in removed]
+        if not rows and not gone:
+            return
+        with self.db.transaction() as conn:
+            conn.executemany(
+                "INSERT OR REPLACE INTO alerts (fingerprint, rule, labels, annotations, state,"
+                " active_at, fired_at, resolved_at, value, threshold, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+            conn.executemany("DELETE FROM alerts WHERE fingerprint = ?", gone)

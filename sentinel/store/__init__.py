@@ -1,0 +1,1 @@
+"""Facts kept in memory with fixed-size structures: time-bucket rings and quantile sketches."""

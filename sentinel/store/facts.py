@@ -1,0 +1,427 @@
+"""The fact store: everything the rules know about the cluster, with a cap on every map.
+
+Writers (the event receiver, the inspect and queue-depth probes) and readers (rules, metrics)
+share one lock; every operation under it is short, so neither side waits long.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from sentinel.store.sketch import Sketch
+from sentinel.store.windows import (
+    FAILED,
+    QUEUE_WAIT,
+    RECEIVED,
+    REJECTED,
+    RETRIED,
+    REVOKED,
+    RUNTIME,
+    SENT,
+    STARTED,
+    SUCCEEDED,
+    TOTAL,
+    Ring,
+)
+
+DEFAULT_FREQ = 2.0
+
+# Cumulative histogram bounds for the celery-exporter compatible latency metrics (seconds).
+HISTOGRAM_BOUNDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 600, 1800)
+
+
+class TaskSeries:
+    """Facts about one task name: a windowed ring plus lifetime counters for /metrics."""
+
+    __slots__ = ("histograms", "name", "ring", "totals")
+
+    def __init__(self, name: str, width: float, retention: float) -> None:
+        self.name = name
+        self.ring = Ring(width, retention)
+        self.totals = [0] * 8
+        # [runtime, queue_wait] -> per-bound counts (+Inf last), sum
+        self.histograms: list[list[float]] = [
+            [0.0] * (len(HISTOGRAM_BOUNDS) + 2),
+            [0.0] * (len(HISTOGRAM_BOUNDS) + 2),
+        ]
+
+    def count(self, slot: int, now: float) -> None:
+        self.ring.bucket(now).counts[slot] += 1
+        self.totals[slot] += 1
+
+    def observe(self, measure: int, seconds: float, now: float) -> None:
+        if seconds < 0:  # clock skew between producer and worker: unknowable, not negative
+            seconds = 0.0
+        sketches = self.ring.bucket(now).sketches
+        sketch = sketches[measure]
+        if sketch is None:
+            sketch = sketches[measure] = Sketch()
+        sketch.add(seconds)
+        if measure != TOTAL:
+            hist = self.histograms[0 if measure == RUNTIME else 1]
+            i = 0
+            for bound in HISTOGRAM_BOUNDS:
+                if seconds <= bound:
+                    break
+                i += 1
+            hist[i] += 1
+            hist[-1] += seconds
+
+
+@dataclass(slots=True)
+class WorkerState:
+    hostname: str
+    first_seen: float
+    heartbeat_at: float | None = None
+    freq: float = DEFAULT_FREQ
+    offline_at: float | None = None
+    ping_at: float | None = None
+    ping_ttl: float = 0.0
+    active: int = 0
+    processed: int = 0
+    last_activity: float = 0.0
+    last_task_started: float | None = None
+    sw_ident: str = ""
+    sw_ver: str = ""
+    queues: tuple[str, ...] = ()
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    def alive(self, now: float) -> bool:
+        """Celery's rule: alive while now < last heartbeat + 2 x freq.
+
+        A ping answer counts too, but only when it came after the heartbeats stopped (events
+        broken, worker fine); an older ping must not keep a SIGKILLed worker alive.
+        """
+        expires = -1.0
+        if self.heartbeat_at is not None:
+            expires = self.heartbeat_at + 2.0 * self.freq
+        if self.ping_at is not None and self.ping_at > expires:
+            expires = self.ping_at + self.ping_ttl
+        if self.offline_at is not None and self.offline_at >= max(
+            self.heartbeat_at or 0.0, self.ping_at or 0.0
+        ):
+            return False
+        return now < expires
+
+    def last_seen(self) -> float:
+        return max(self.heartbeat_at or 0.0, self.ping_at or 0.0, self.first_seen)
+
+
+@dataclass(slots=True)
+class QueueDepth:
+    name: str
+    depth: int | None
+    consumers: int | None
+    at: float
+    error: str | None = None
+
+
+@dataclass(slots=True)
+class Probe:
+    """Health of one collector: when it last worked and why it last failed."""
+
+    source: str
+    ok_at: float | None = None
+    error_at: float | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.ok_at is not None and (self.error_at is None or self.ok_at >= self.error_at)
+
+
+@dataclass(slots=True)
+class Drops:
+    task_names: int = 0
+    workers: int = 0
+    queues: int = 0
+    inflight: int = 0
+    malformed: int = 0
+    unknown_task: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "task_series_cap": self.task_names,
+            "worker_cap": self.workers,
+            "queue_cap": self.queues,
+            "inflight_cap": self.inflight,
+            "malformed": self.malformed,
+            "unknown_task": self.unknown_task,
+        }
+
+
+_COUNT_ONLY = {"task-retried": RETRIED, "task-revoked": REVOKED, "task-rejected": REJECTED}
+_FINISHED = {"task-succeeded": SUCCEEDED, "task-failed": FAILED}
+KNOWN_TYPES = (
+    "task-sent",
+    "task-received",
+    "task-started",
+    "task-succeeded",
+    "task-failed",
+    "task-retried",
+    "task-revoked",
+    "task-rejected",
+    "worker-online",
+    "worker-heartbeat",
+    "worker-offline",
+)
+
+
+class FactStore:
+    def __init__(
+        self,
+        *,
+        bucket: float = 10.0,
+        retention: float = 600.0,
+        max_task_names: int = 10_000,
+        max_workers: int = 2_000,
+        max_queues: int = 2_000,
+        max_inflight: int = 200_000,
+        worker_retention: float = 3600.0,
+    ) -> None:
+        self.lock = threading.Lock()
+        self.bucket = bucket
+        self.retention = retention
+        self.max_task_names = max_task_names
+        self.max_workers = max_workers
+        self.max_queues = max_queues
+        self.max_inflight = max_inflight
+        self.worker_retention = worker_retention
+        self.tasks: dict[str, TaskSeries] = {}
+        # uuid -> [series, sent_ts, received_ts, started_ts]; insertion order = age, so when full
+        # the oldest (most likely a task whose finishing event was lost) goes first.
+        self.inflight: dict[str, list[Any]] = {}
+        self.workers: dict[str, WorkerState] = {}
+        self.queues: dict[str, QueueDepth] = {}
+        self.probes: dict[str, Probe] = {}
+        self.events_by_type: dict[str, int] = dict.fromkeys(KNOWN_TYPES, 0)
+        self.events_by_type["other"] = 0
+        self.drops = Drops()
+        self.last_event_at: float | None = None
+
+    # -- series ---------------------------------------------------------------------------
+
+    def _series(self, name: Any) -> TaskSeries | None:
+        series = self.tasks.get(name)
+        if series is None:
+            if not isinstance(name, str) or not name:
+                self.drops.malformed += 1
+                return None
+            if len(self.tasks) >= self.max_task_names:
+                self.drops.task_names += 1
+                return None
+            series = self.tasks[name] = TaskSeries(name, self.bucket, self.retention)
+        return series
+
+    def _worker(self, hostname: Any, now: float) -> WorkerState | None:
+        worker = self.workers.get(hostname)
+        if worker is None:
+            if not isinstance(hostname, str) or not hostname:
+                return None
+            if len(self.workers) >= self.max_workers:
+                self.drops.workers += 1
+                return None
+            worker = self.workers[hostname] = WorkerState(hostname, first_seen=now)
+            worker.last_activity = now
+        return worker
+
+    def _track(self, uuid: str, entry: list[Any]) -> None:
+        inflight = self.inflight
+        if len(inflight) >= self.max_inflight:
+            del inflight[next(iter(inflight))]
+            self.drops.inflight += 1
+        inflight[uuid] = entry
+
+    # -- events ---------------------------------------------------------------------------
+
+    def apply_events(self, events: list[dict[str, Any]], now: float) -> None:
+        """Apply a batch of decoded Celery events; a malformed one is counted and skipped."""
+        with self.lock:
+            apply = self._apply
+            for event in events:
+                try:
+                    apply(event, now)
+                except (KeyError, TypeError, ValueError, AttributeError):
+                    self.drops.malformed += 1
+            if events:
+                self.last_event_at = now
+
+    def apply_event(self, event: dict[str, Any], now: float) -> None:
+        self.apply_events([event], now)
+
+    def _apply(self, event: dict[str, Any], now: float) -> None:
+        kind = event["type"]
+        by_type = self.events_by_type
+        if kind in by_type:
+            by_type[kind] += 1
+        else:
+            by_type["other"] += 1
+            return
+        if kind == "worker-heartbeat" or kind == "worker-online":
+            worker = self._worker(event["hostname"], now)
+            if worker is None:
+                return
+            worker.heartbeat_at = now
+            worker.freq = float(event.get("freq") or DEFAULT_FREQ)
+            active = int(event.get("active") or 0)
+            processed = int(event.get("processed") or 0)
+            if active > 0 or processed > worker.processed:
+                worker.last_activity = now
+            worker.active = active
+            worker.processed = processed
+            if kind == "worker-online":
+                worker.offline_at = None
+                worker.sw_ident = str(event.get("sw_ident") or "")
+                worker.sw_ver = str(event.get("sw_ver") or "")
+            return
+        if kind == "worker-offline":
+            worker = self._worker(event["hostname"], now)
+            if worker is not None:
+                worker.offline_at = now
+                worker.active = 0
+            return
+
+        uuid = event["uuid"]
+        ts = float(event["timestamp"])
+        if kind == "task-received" or kind == "task-sent":
+            series = self._series(event["name"])
+            if series is None:
+                return
+            if kind == "task-sent":
+                series.count(SENT, now)
+                self._track(uuid, [series, ts, None, None])
+            else:
+                series.count(RECEIVED, now)
+                entry = self.inflight.get(uuid)
+                if entry is None:
+                    self._track(uuid, [series, None, ts, None])
+                else:
+                    entry[2] = ts
+            return
+
+        if kind == "task-started":
+            worker = self._worker(event.get("hostname"), now)
+            if worker is not None:
+                worker.last_task_started = now
+                worker.last_activity = now
+            entry = self.inflight.get(uuid)
+            if entry is None:
+                self.drops.unknown_task += 1
+                return
+            series = entry[0]
+            series.count(STARTED, now)
+            entry[3] = ts
+            queued = entry[1] if entry[1] is not None else entry[2]
+            if queued is not None:
+                series.observe(QUEUE_WAIT, ts - queued, now)
+            return
+
+        slot = _FINISHED.get(kind)
+        if slot is not None:
+            entry = self.inflight.pop(uuid, None)
+            if entry is None:
+                self.drops.unknown_task += 1
+                return
+            series = entry[0]
+            series.count(slot, now)
+            started = entry[3]
+            runtime = event.get("runtime")
+            if runtime is not None:
+                series.observe(RUNTIME, float(runtime), now)
+            elif started is not None:
+                series.observe(RUNTIME, ts - started, now)
+            queued = entry[1] if entry[1] is not None else entry[2]
+            if queued is not None:
+                series.observe(TOTAL, ts - queued, now)
+            elif started is not None:
+                series.observe(TOTAL, ts - started, now)
+            return
+
+        slot = _COUNT_ONLY[kind]
+        entry = self.inflight.pop(uuid, None)
+        series = entry[0] if entry is not None else self._series(event.get("name"))
+        if series is None:
+            self.drops.unknown_task += 1
+            return
+        series.count(slot, now)
+
+    # -- probes ---------------------------------------------------------------------------
+
+    def probe_ok(self, source: str, now: float) -> None:
+        with self.lock:
+            self.probes.setdefault(source, Probe(source)).ok_at = now
+
+    def probe_failed(self, source: str, error: str, now: float) -> None:
+        with self.lock:
+            probe = self.probes.setdefault(source, Probe(source))
+            probe.error_at, probe.error = now, error
+
+    def set_queue_depths(
+        self, depths: dict[str, tuple[int, int | None]], errors: dict[str, str], now: float
+    ) -> None:
+        with self.lock:
+            for name, (depth, consumers) in depths.items():
+                q = self.queues.get(name)
+                if q is None:
+                    if len(self.queues) >= self.max_queues:
+                        self.drops.queues += 1
+                        continue
+                    q = self.queues[name] = QueueDepth(name, depth, consumers, now)
+                q.depth, q.consumers, q.at, q.error = depth, consumers, now, None
+            for name, error in errors.items():
+                q = self.queues.get(name)
+                if q is not None:
+                    q.depth, q.consumers, q.at, q.error = None, None, now, error
+
+    def set_inspect(
+        self,
+        pings: set[str],
+        ping_ttl: float,
+        active_queues: dict[str, list[str]],
+        stats: dict[str, dict[str, Any]],
+        active: dict[str, int],
+        now: float,
+    ) -> None:
+        with self.lock:
+            for hostname in pings:
+                worker = self._worker(hostname, now)
+                if worker is not None:
+                    worker.ping_at = now
+                    worker.ping_ttl = ping_ttl
+            for hostname, queues in active_queues.items():
+                worker = self.workers.get(hostname)
+                if worker is not None:
+                    worker.queues = tuple(queues)
+            for hostname, s in stats.items():
+                worker = self.workers.get(hostname)
+                if worker is not None:
+                    worker.stats = s
+            for hostname, n in active.items():
+                worker = self.workers.get(hostname)
+                if worker is not None and n > 0:
+                    worker.last_activity = now
+
+    # -- reading --------------------------------------------------------------------------
+
+    def known_queues(self, configured: tuple[str, ...]) -> list[str]:
+        with self.lock:
+            names = dict.fromkeys(configured)
+            for worker in self.workers.values():
+                names.update(dict.fromkeys(worker.queues))
+            return list(names)
+
+    def prune(self, now: float) -> None:
+        """Forget workers gone for longer than worker_retention and buckets past retention."""
+        with self.lock:
+            gone = [
+                h
+                for h, w in self.workers.items()
+                if not w.alive(now) and now - w.last_seen() > self.worker_retention
+            ]
+            for hostname in gone:
+                del self.workers[hostname]
+            for series in self.tasks.values():
+                series.ring.trim(now)
+
