@@ -62,7 +62,9 @@ class Sentinel:
         self.book = AlertBook(AlertRepo(self.db) if self.db is not None else None)
         self.events = EventCollector(self.app, self.store, self.clock)
         self.inspector = InspectCollector(
-            self.app, self.store, self.clock,
+            self.app,
+            self.store,
+            self.clock,
             interval=config.celery.inspect_interval,
             timeout=config.celery.inspect_timeout,
             enable_events=config.celery.enable_events,
@@ -104,16 +106,24 @@ class Sentinel:
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
         )
         start = datetime.now(UTC)
-        scheduler.add_job(self.inspector.collect, "interval", id="inspect",
-                          seconds=self.config.celery.inspect_interval, next_run_time=start)
-        scheduler.add_job(self.evaluate, "interval", id="evaluate",
-                          seconds=self.config.evaluation.interval)
+        scheduler.add_job(
+            self.inspector.collect,
+            "interval",
+            id="inspect",
+            seconds=self.config.celery.inspect_interval,
+            next_run_time=start,
+        )
+        scheduler.add_job(
+            self.evaluate, "interval", id="evaluate", seconds=self.config.evaluation.interval
+        )
         scheduler.start()
         self.scheduler = scheduler
         log.info(
             "sentinel started: %d rule(s), broker %s, evaluation every %gs, inspect every %gs",
-            len(self.config.rules), self.app.connection_for_read().as_uri(),
-            self.config.evaluation.interval, self.config.celery.inspect_interval,
+            len(self.config.rules),
+            self.app.connection_for_read().as_uri(),
+            self.config.evaluation.interval,
+            self.config.celery.inspect_interval,
         )
 
     def stop(self) -> None:
@@ -139,9 +149,20 @@ def log_transition(t: Transition) -> None:
     log.log(
         level,
         "alert %s %s -> %s (value=%s threshold=%s) %s",
-        _labels_text(t.labels), before, after, _num(value), _num(threshold), summary,
-        extra={"labels": dict(t.labels), "fingerprint": t.fingerprint, "from_state": before,
-               "to_state": after, "value": value, "threshold": threshold},
+        _labels_text(t.labels),
+        before,
+        after,
+        _num(value),
+        _num(threshold),
+        summary,
+        extra={
+            "labels": dict(t.labels),
+            "fingerprint": t.fingerprint,
+            "from_state": before,
+            "to_state": after,
+            "value": value,
+            "threshold": threshold,
+        },
     )
 
 

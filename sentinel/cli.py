@@ -20,22 +20,35 @@ log = logging.getLogger("sentinel")
 
 def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("-c", "--config", default=None,
-                        help="rules.yaml (default: $SENTINEL_CONFIG, then ./rules.yaml)")
+    common.add_argument(
+        "-c",
+        "--config",
+        default=None,
+        help="rules.yaml (default: $SENTINEL_CONFIG, then ./rules.yaml)",
+    )
     common.add_argument("--log-format", choices=("text", "json"), default="text")
-    common.add_argument("--log-level", default="info",
-                        choices=("debug", "info", "warning", "error"))
+    common.add_argument(
+        "--log-level", default="info", choices=("debug", "info", "warning", "error")
+    )
 
     parser = argparse.ArgumentParser(prog="sentinel", description="Alerting sidecar for Celery.")
     parser.add_argument("--version", action="version", version=f"sentinel {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("run", parents=[common], help="run the daemon until SIGTERM/SIGINT")
     sub.add_parser("check", parents=[common], help="validate the config; never touches the network")
-    ev = sub.add_parser("eval", parents=[common],
-                        help="collect once, evaluate every rule once, print a table; sends nothing")
-    ev.add_argument("--listen", type=float, default=None, metavar="SECONDS",
-                    help="how long to listen to events before evaluating "
-                         "(default: two heartbeat intervals, 4s)")
+    ev = sub.add_parser(
+        "eval",
+        parents=[common],
+        help="collect once, evaluate every rule once, print a table; sends nothing",
+    )
+    ev.add_argument(
+        "--listen",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="how long to listen to events before evaluating "
+        "(default: two heartbeat intervals, 4s)",
+    )
     return parser
 
 
@@ -55,8 +68,10 @@ def cmd_check(args: argparse.Namespace) -> int:
     print(f"{path}: ok ({len(config.rules)} rule(s), {len(config.channels)} channel(s))")
     for rule in config.rules:
         extra = f" for {rule.for_:g}s" if rule.for_ else ""
-        print(f"rule    {rule.name:<24} {rule.kind:<16} {rule.severity.value:<8} "
-              f"{rule.describe()}{extra}")
+        print(
+            f"rule    {rule.name:<24} {rule.kind:<16} {rule.severity.value:<8} "
+            f"{rule.describe()}{extra}"
+        )
     for name, channel in config.channels.items():
         print(f"channel {name:<24} {channel.type:<16} {channel.describe()}")
     return 0
@@ -118,8 +133,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
     table = [("RULE", "LABELS", "VALUE", "THRESHOLD", "STATE")]
     for row in rows:
         kind = kinds[row.rule]
-        table.append((row.rule, _instance(row.labels), _fmt(kind, row.value),
-                      _fmt(kind, row.threshold), row.state))
+        table.append(
+            (
+                row.rule,
+                _instance(row.labels),
+                _fmt(kind, row.value),
+                _fmt(kind, row.threshold),
+                row.state,
+            )
+        )
     widths = [max(len(r[i]) for r in table) for i in range(5)]
     for r in table:
         print("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip())

@@ -96,7 +96,7 @@ class ServerConfig(Strict):
     @field_validator("listen")
     @classmethod
     def _listen(cls, v: str) -> str:
-        host, sep, port = v.rpartition(":")
+        _host, sep, port = v.rpartition(":")
         if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
             raise ValueError(f"expected host:port, got {v!r}")
         return v
@@ -490,7 +490,12 @@ def _apply_defaults(raw: dict[str, Any]) -> None:
             rule["labels"] = {**defaults["labels"], **(rule.get("labels") or {})}
 
 
-_BOUNDS = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<", "less_than_equal": "<="}
+_BOUNDS = {
+    "greater_than": ">",
+    "greater_than_equal": ">=",
+    "less_than": "<",
+    "less_than_equal": "<=",
+}
 
 
 def _error_lines(exc: ValidationError, raw: Any) -> list[str]:
@@ -522,12 +527,17 @@ def _error_lines(exc: ValidationError, raw: Any) -> list[str]:
             msg = "unknown key (check the spelling; unknown keys are not ignored)"
         elif err["type"] == "union_tag_invalid":
             ctx = err.get("ctx") or {}
-            msg = f"unknown {ctx.get('discriminator', 'kind')} {ctx.get('tag')!r}; expected one of {ctx.get('expected_tags')}"
+            msg = (
+                f"unknown {ctx.get('discriminator', 'kind')} {ctx.get('tag')!r};"
+                f" expected one of {ctx.get('expected_tags')}"
+            )
         elif err["type"] == "union_tag_not_found":
             ctx = err.get("ctx") or {}
             msg = f"missing {ctx.get('discriminator', 'kind')}"
         elif err["type"] in _BOUNDS:
-            msg = f"must be {_BOUNDS[err['type']]} {next(iter((err.get('ctx') or {}).values()), '')}"
+            msg = (
+                f"must be {_BOUNDS[err['type']]} {next(iter((err.get('ctx') or {}).values()), '')}"
+            )
         elif err["type"] == "missing":
             msg = "required"
         elif msg.startswith("Value error, "):

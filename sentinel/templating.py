@@ -32,7 +32,9 @@ def _number(value: Any) -> str:
     return f"{value:.0f}" if value == int(value) else f"{value:.3g}"
 
 
-ENV = jinja2.Environment(autoescape=False, undefined=jinja2.ChainableUndefined, keep_trailing_newline=False)
+ENV = jinja2.Environment(
+    autoescape=False, undefined=jinja2.ChainableUndefined, keep_trailing_newline=False
+)
 ENV.filters.update(duration=_duration, percent=_percent, number=_number)
 
 

@@ -23,7 +23,8 @@ log = logging.getLogger("sentinel.alerts")
 RESOLVED_RETENTION = 900.0
 
 DEFAULT_SUMMARIES = {
-    "no_live_workers": "{{ value|number }} live Celery worker(s) (need at least {{ threshold|number }})",
+    "no_live_workers": "{{ value|number }} live Celery worker(s)"
+    " (need at least {{ threshold|number }})",
     "queue_backlog": "Queue {{ labels.queue }} has {{ value|number }} messages waiting"
     " (threshold {{ threshold|number }})",
     "failure_rate": "Task {{ labels.task }} failed {{ value|percent }} of runs over {{ window }}"
@@ -74,7 +75,9 @@ class AlertBook:
                     results[rule.name] = evaluator(rule.kind)(rule, store, now)
                 except Exception:  # a broken rule must not stop the others
                     self.rule_errors += 1
-                    log.exception("rule %s failed to evaluate; its alerts keep their state", rule.name)
+                    log.exception(
+                        "rule %s failed to evaluate; its alerts keep their state", rule.name
+                    )
                     results[rule.name] = None
 
         transitions: list[Transition] = []
@@ -95,11 +98,26 @@ class AlertBook:
                 fp = labels.fingerprint
                 seen.add(fp)
                 prev = self.alerts.get(fp)
-                new = step(prev, sample.active, rule=rule.name, labels=labels, value=sample.value,
-                           threshold=sample.threshold, for_=rule.for_, now=now)
+                new = step(
+                    prev,
+                    sample.active,
+                    rule=rule.name,
+                    labels=labels,
+                    value=sample.value,
+                    threshold=sample.threshold,
+                    for_=rule.for_,
+                    now=now,
+                )
                 self._record(prev, new, fp, labels, rule, transitions, changed, removed)
-                rows.append(Row(rule.name, labels, sample.value, sample.threshold,
-                                _row_state(new, sample.active)))
+                rows.append(
+                    Row(
+                        rule.name,
+                        labels,
+                        sample.value,
+                        sample.threshold,
+                        _row_state(new, sample.active),
+                    )
+                )
 
         # Alerts with no sample this tick: their instance vanished (worker pruned, queue gone)
         # or their rule was removed by a reload. Either way the condition no longer holds.
@@ -112,8 +130,16 @@ class AlertBook:
                     del self.alerts[fp]
                     removed.append(fp)
                 continue
-            new = step(prev, False, rule=prev.rule, labels=prev.labels, value=prev.value,
-                       threshold=prev.threshold, for_=0.0, now=now)
+            new = step(
+                prev,
+                False,
+                rule=prev.rule,
+                labels=prev.labels,
+                value=prev.value,
+                threshold=prev.threshold,
+                for_=0.0,
+                now=now,
+            )
             self._record(prev, new, fp, prev.labels, rule, transitions, changed, removed)
 
         if self.repo is not None:

@@ -44,8 +44,14 @@ def step(
             )
         assert prev is not None
         if prev.state is State.PENDING and now - prev.active_at >= for_:
-            return replace(prev, state=State.FIRING, fired_at=now, value=value,
-                           threshold=threshold, updated_at=now)
+            return replace(
+                prev,
+                state=State.FIRING,
+                fired_at=now,
+                value=value,
+                threshold=threshold,
+                updated_at=now,
+            )
         return replace(prev, value=value, threshold=threshold, updated_at=now)
 
     if not live:

@@ -1,1 +1,1 @@
-"""Collectors: the event stream, inspect snapshots and broker queue depths, feeding the FactStore."""
+"""Collectors: the event stream, inspect snapshots and broker queue depths, feeding the store."""

@@ -53,8 +53,9 @@ class EventCollector:
                 self.connected.clear()
                 self.store.probe_failed(self.source, f"{type(e).__name__}: {e}", self.clock.now())
                 delay = backoff.next()
-                log.warning("event stream lost (%s: %s); reconnecting in %.1fs",
-                            type(e).__name__, e, delay)
+                log.warning(
+                    "event stream lost (%s: %s); reconnecting in %.1fs", type(e).__name__, e, delay
+                )
                 self._stop.wait(delay)
                 self.reconnects += 1
 

@@ -21,7 +21,13 @@ class InspectCollector:
     source = "inspect"
 
     def __init__(
-        self, app: Celery, store: FactStore, clock: Clock, *, interval: float, timeout: float,
+        self,
+        app: Celery,
+        store: FactStore,
+        clock: Clock,
+        *,
+        interval: float,
+        timeout: float,
         enable_events: bool,
     ) -> None:
         self.app = app
@@ -79,7 +85,9 @@ def _summary(stats: dict[str, Any], reserved: Any) -> dict[str, Any]:
     return {
         "pid": stats.get("pid"),
         "concurrency": pool.get("max-concurrency"),
-        "total": sum((stats.get("total") or {}).values()) if isinstance(stats.get("total"), dict) else None,
+        "total": sum((stats.get("total") or {}).values())
+        if isinstance(stats.get("total"), dict)
+        else None,
         "reserved": len(reserved) if isinstance(reserved, list) else None,
         "uptime": stats.get("uptime"),
     }

@@ -12,9 +12,8 @@ def evaluate(rule: IdleWorkerRule, store: FactStore, now: float) -> list[Sample]
     for worker in store.workers.values():
         if not matches(worker.hostname, rule.workers) or not worker.alive(now):
             continue
-        if worker.active > 0:
-            idle = 0.0
-        else:
-            idle = max(0.0, now - worker.last_activity)
-        samples.append(Sample({"worker": worker.hostname}, idle, rule.idle_for, idle >= rule.idle_for))
+        idle = 0.0 if worker.active > 0 else max(0.0, now - worker.last_activity)
+        samples.append(
+            Sample({"worker": worker.hostname}, idle, rule.idle_for, idle >= rule.idle_for)
+        )
     return samples

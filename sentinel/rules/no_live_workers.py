@@ -17,8 +17,10 @@ def evaluate(rule: NoLiveWorkersRule, store: FactStore, now: float) -> list[Samp
     )
     inspect = store.probes.get("inspect")
     events = store.probes.get("events")
-    informed = store.workers or (inspect is not None and inspect.ok) or (
-        events is not None and events.ok and store.last_event_at is not None
+    informed = (
+        store.workers
+        or (inspect is not None and inspect.ok)
+        or (events is not None and events.ok and store.last_event_at is not None)
     )
     if not informed:
         return [Sample({}, float(live), float(rule.min_workers), None)]

@@ -15,6 +15,8 @@ def evaluate(rule: QueueBacklogRule, store: FactStore, now: float) -> list[Sampl
             samples.append(Sample({"queue": name}, None, float(rule.threshold), None))
         else:
             samples.append(
-                Sample({"queue": name}, float(q.depth), float(rule.threshold), q.depth > rule.threshold)
+                Sample(
+                    {"queue": name}, float(q.depth), float(rule.threshold), q.depth > rule.threshold
+                )
             )
     return samples

@@ -39,8 +39,9 @@ class Database:
             for number, script in scripts:
                 if number <= version:
                     continue
+                sql = script.read_text()
                 self._conn.executescript(
-                    f"BEGIN IMMEDIATE;\n{script.read_text()}\nPRAGMA user_version={number};\nCOMMIT;"
+                    f"BEGIN IMMEDIATE;\n{sql}\nPRAGMA user_version={number};\nCOMMIT;"
                 )
 
     @contextmanager

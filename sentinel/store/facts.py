@@ -424,4 +424,3 @@ class FactStore:
                 del self.workers[hostname]
             for series in self.tasks.values():
                 series.ring.trim(now)
-

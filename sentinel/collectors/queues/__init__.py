@@ -64,7 +64,9 @@ class QueueCollector:
         now = self.clock.now()
         self.store.set_queue_depths(depths, errors, now)
         if errors:
-            self.store.probe_failed(self.source, "; ".join(f"{q}: {e}" for q, e in errors.items()), now)
+            self.store.probe_failed(
+                self.source, "; ".join(f"{q}: {e}" for q, e in errors.items()), now
+            )
         else:
             self.store.probe_ok(self.source, now)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from amqp.exceptions import NotFound
@@ -40,9 +41,10 @@ class RabbitMQQueueProbe:
 
     def close(self) -> None:
         self._channel = None
-        try:
+        with contextlib.suppress(Exception):
             self.conn.release()
-        except Exception:
-            pass
-        self.conn = Connection(self.conn.as_uri(include_password=True),
-                               transport_options=self.conn.transport_options, connect_timeout=5)
+        self.conn = Connection(
+            self.conn.as_uri(include_password=True),
+            transport_options=self.conn.transport_options,
+            connect_timeout=5,
+        )

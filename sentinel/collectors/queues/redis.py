@@ -14,9 +14,7 @@ PRIORITY_STEPS = (0, 3, 6, 9)
 
 class RedisQueueProbe:
     def __init__(self, broker_url: str, transport_options: dict[str, Any]) -> None:
-        self.client = redis.Redis.from_url(
-            broker_url, socket_timeout=5, socket_connect_timeout=5
-        )
+        self.client = redis.Redis.from_url(broker_url, socket_timeout=5, socket_connect_timeout=5)
         self.prefix = str(transport_options.get("global_keyprefix", ""))
         self.steps = tuple(transport_options.get("priority_steps", PRIORITY_STEPS))
 
