@@ -1,0 +1,1 @@
+"""Channels: one module per kind behind the NOTIFIERS registry (see base.py)."""
