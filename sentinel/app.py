@@ -91,6 +91,8 @@ class Sentinel:
             now = self.clock.now()
             transitions, rows = self.book.tick(self.config.rules, self.store, now)
             self.store.prune(now)
+        log.debug("evaluation: %d rule(s) in %.3fs, %d transition(s)",
+                  len(self.config.rules), self.book.last_duration, len(transitions))
         for t in transitions:
             log_transition(t)
         for callback in self.on_transitions:

@@ -48,6 +48,9 @@ class InspectCollector:
         control = self.app.control
         if self.enable_events:
             control.enable_events()
+        # A reply proves the worker was alive when the ping went out, not when the round ends:
+        # stamping it later would let a worker killed mid-round look alive for another round.
+        pinged_at = self.clock.now()
         pings = control.inspect(timeout=self.timeout).ping() or {}
         replies: dict[str, dict[str, Any]] = {}
         if pings:
@@ -76,8 +79,9 @@ class InspectCollector:
         }
         # A ping answer is evidence of life until the next snapshot is due.
         ttl = self.interval + self.timeout
-        self.store.set_inspect(set(pings), ttl, active_queues, stats, active, now)
+        self.store.set_inspect(set(pings), pinged_at, ttl, active_queues, stats, active, now)
         self.store.probe_ok(self.source, now)
+        log.debug("inspect round: %d worker(s) answered in %.2fs", len(pings), now - pinged_at)
 
 
 def _summary(stats: dict[str, Any], reserved: Any) -> dict[str, Any]:

@@ -76,6 +76,7 @@ class WorkerState:
     first_seen: float
     heartbeat_at: float | None = None
     freq: float = DEFAULT_FREQ
+    regular: bool = False  # a periodic heartbeat (with active/processed) has been seen
     offline_at: float | None = None
     ping_at: float | None = None
     ping_ttl: float = 0.0
@@ -150,6 +151,24 @@ class Drops:
             "malformed": self.malformed,
             "unknown_task": self.unknown_task,
         }
+
+
+def _check(kind: str, event: dict[str, Any]) -> None:
+    """Raise on a malformed field before anything is changed: a bad event is skipped whole."""
+    if kind.startswith("worker-"):
+        hostname = event["hostname"]
+        if not isinstance(hostname, str) or not hostname:
+            raise TypeError(f"hostname {hostname!r}")
+        float(event.get("freq") or DEFAULT_FREQ)
+        int(event.get("active") or 0)
+        int(event.get("processed") or 0)
+        return
+    uuid = event["uuid"]
+    if not isinstance(uuid, str) or not uuid:
+        raise TypeError(f"uuid {uuid!r}")
+    float(event["timestamp"])
+    if event.get("runtime") is not None:
+        float(event["runtime"])
 
 
 _COUNT_ONLY = {"task-retried": RETRIED, "task-revoked": REVOKED, "task-rejected": REJECTED}
@@ -253,24 +272,33 @@ class FactStore:
 
     def _apply(self, event: dict[str, Any], now: float) -> None:
         kind = event["type"]
+        if not isinstance(kind, str):
+            raise TypeError(f"event type {kind!r}")
         by_type = self.events_by_type
         if kind in by_type:
             by_type[kind] += 1
         else:
             by_type["other"] += 1
             return
+        _check(kind, event)
         if kind == "worker-heartbeat" or kind == "worker-online":
             worker = self._worker(event["hostname"], now)
             if worker is None:
                 return
             worker.heartbeat_at = now
-            worker.freq = float(event.get("freq") or DEFAULT_FREQ)
-            active = int(event.get("active") or 0)
-            processed = int(event.get("processed") or 0)
-            if active > 0 or processed > worker.processed:
-                worker.last_activity = now
-            worker.active = active
-            worker.processed = processed
+            if "active" in event:
+                worker.regular = True
+                worker.freq = float(event.get("freq") or DEFAULT_FREQ)
+                active = int(event.get("active") or 0)
+                processed = int(event.get("processed") or 0)
+                if active > 0 or processed > worker.processed:
+                    worker.last_activity = now
+                worker.active = active
+                worker.processed = processed
+            elif not worker.regular:
+                # A heartbeat asked for by remote control says freq=5 whatever the worker's
+                # real interval; trust it only until a periodic heartbeat tells the truth.
+                worker.freq = float(event.get("freq") or DEFAULT_FREQ)
             if kind == "worker-online":
                 worker.offline_at = None
                 worker.sw_ident = str(event.get("sw_ident") or "")
@@ -378,6 +406,7 @@ class FactStore:
     def set_inspect(
         self,
         pings: set[str],
+        pinged_at: float,
         ping_ttl: float,
         active_queues: dict[str, list[str]],
         stats: dict[str, dict[str, Any]],
@@ -388,7 +417,7 @@ class FactStore:
             for hostname in pings:
                 worker = self._worker(hostname, now)
                 if worker is not None:
-                    worker.ping_at = now
+                    worker.ping_at = pinged_at
                     worker.ping_ttl = ping_ttl
             for hostname, queues in active_queues.items():
                 worker = self.workers.get(hostname)
