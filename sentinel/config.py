@@ -20,6 +20,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -399,22 +400,57 @@ class Config(Strict):
     channels: dict[str, ChannelSpec] = Field(default_factory=dict)
 
     @model_validator(mode="after")
-    def _cross_checks(self) -> Config:
-        seen: set[str] = set()
-        for rule in self.rules:
-            if rule.name in seen:
-                raise ValueError(f"rule name {rule.name!r} is used twice")
-            seen.add(rule.name)
-        if self.route is not None:
-            unknown = sorted(self.route.channel_names() - set(self.channels))
-            if unknown:
-                raise ValueError(f"route uses undefined channel(s): {', '.join(unknown)}")
+    def _cross_checks(self, info: ValidationInfo) -> Config:
+        if info.context and info.context.get("cross_checked"):
+            return self  # parse() already checked the raw mapping, with every other error
+        problems = _cross_check(self.model_dump(by_alias=True))
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
 
     @property
     def max_window(self) -> float:
         windows = [getattr(r, "window", 0.0) for r in self.rules]
         return max([*windows, 60.0])
+
+
+def _cross_check(raw: Mapping[str, Any]) -> list[str]:
+    """Checks that span sections: unique rule names, routes naming defined channels.
+
+    Run on the raw mapping by parse(), so they are reported along with every field error
+    (a model validator only runs once all fields are valid) and with the offending path.
+    """
+    errors: list[str] = []
+    rules = raw.get("rules")
+    if isinstance(rules, list | tuple):
+        first: dict[str, int] = {}
+        for i, rule in enumerate(rules):
+            name = rule.get("name") if isinstance(rule, Mapping) else None
+            if not isinstance(name, str):
+                continue
+            if name in first:
+                errors.append(f"rules[{i}].name: {name!r} is already used by rules[{first[name]}]")
+            else:
+                first[name] = i
+    route, channels = raw.get("route"), raw.get("channels")
+    if isinstance(route, Mapping) and isinstance(channels, Mapping | None):
+        defined = set(channels or ())
+
+        def walk(node: Mapping[str, Any], path: tuple[Any, ...]) -> None:
+            names = node.get("channels")
+            if isinstance(names, list | tuple):
+                for j, name in enumerate(names):
+                    if isinstance(name, str) and name not in defined:
+                        where = _fmt_path((*path, "channels", j))
+                        errors.append(f"{where}: undefined channel {name!r}")
+            children = node.get("routes")
+            if isinstance(children, list | tuple):
+                for k, child in enumerate(children):
+                    if isinstance(child, Mapping):
+                        walk(child, (*path, "routes", k))
+
+        walk(route, ("route",))
+    return errors
 
 
 def _redact_url(url: str) -> str:
@@ -527,13 +563,14 @@ def _error_lines(exc: ValidationError, raw: Any) -> list[str]:
             msg = "unknown key (check the spelling; unknown keys are not ignored)"
         elif err["type"] == "union_tag_invalid":
             ctx = err.get("ctx") or {}
-            msg = (
-                f"unknown {ctx.get('discriminator', 'kind')} {ctx.get('tag')!r};"
-                f" expected one of {ctx.get('expected_tags')}"
-            )
+            tag = str(ctx.get("discriminator", "kind")).strip("'")
+            cleaned.append(tag)  # the offending key is the tag itself
+            msg = f"unknown {tag} {ctx.get('tag')!r}; expected one of {ctx.get('expected_tags')}"
         elif err["type"] == "union_tag_not_found":
             ctx = err.get("ctx") or {}
-            msg = f"missing {ctx.get('discriminator', 'kind')}"
+            tag = str(ctx.get("discriminator", "kind")).strip("'")
+            cleaned.append(tag)
+            msg = "required"
         elif err["type"] in _BOUNDS:
             msg = (
                 f"must be {_BOUNDS[err['type']]} {next(iter((err.get('ctx') or {}).values()), '')}"
@@ -561,8 +598,9 @@ def parse(text: str, env: Mapping[str, str] | None = None, source: str = "<confi
     errors: list[str] = []
     raw = _expand(raw, (), os.environ if env is None else env, errors)
     _apply_defaults(raw)
+    errors.extend(_cross_check(raw))
     try:
-        config = Config.model_validate(raw)
+        config = Config.model_validate(raw, context={"cross_checked": True})
     except ValidationError as e:
         errors.extend(_error_lines(e, raw))
         raise ConfigError(errors) from None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
@@ -31,6 +32,8 @@ def parse_duration(value: object) -> float:
                 ) from None
     else:
         raise ValueError(f"expected a duration like 30s, 5m, 2h, got {value!r}")
+    if not math.isfinite(seconds):
+        raise ValueError(f"expected a finite duration, got {value!r}")
     if seconds < 0:
         raise ValueError(f"must not be negative, got {value!r}")
     return seconds

@@ -21,6 +21,10 @@ log = logging.getLogger("sentinel.alerts")
 
 # How long a resolved alert stays visible (and available to notify its resolve).
 RESOLVED_RETENTION = 900.0
+# After a restart the facts start empty (no task series, no queue depth yet), so an alert
+# loaded from storage with no sample is held as it was for this long (or its rule's window)
+# before it is taken as gone: resolving it would send a resolve, then page again.
+RESTORE_GRACE = 300.0
 
 DEFAULT_SUMMARIES = {
     "no_live_workers": "{{ value|number }} live Celery worker(s)"
@@ -58,6 +62,8 @@ class AlertBook:
     def __init__(self, repo: AlertRepo | None) -> None:
         self.repo = repo
         self.alerts: dict[str, Alert] = repo.load() if repo is not None else {}
+        self._restored = set(self.alerts)  # loaded, and not seen in a sample since
+        self._first_tick: float | None = None
         self.last_duration = 0.0
         self.rule_errors = 0
 
@@ -68,6 +74,8 @@ class AlertBook:
         self, rules: Sequence[Any], store: FactStore, now: float
     ) -> tuple[list[Transition], list[Row]]:
         started = time.perf_counter()
+        if self._first_tick is None:
+            self._first_tick = now
         results: dict[str, list[Sample] | None] = {}
         with store.lock:
             for rule in rules:
@@ -97,6 +105,7 @@ class AlertBook:
                 labels = Labels({**base, **sample.labels})
                 fp = labels.fingerprint
                 seen.add(fp)
+                self._restored.discard(fp)
                 prev = self.alerts.get(fp)
                 new = step(
                     prev,
@@ -130,6 +139,11 @@ class AlertBook:
                     del self.alerts[fp]
                     removed.append(fp)
                 continue
+            if fp in self._restored and rule is not None:
+                grace = max(RESTORE_GRACE, getattr(rule, "window", 0.0))
+                if now - self._first_tick < grace:
+                    continue
+                self._restored.discard(fp)
             new = step(
                 prev,
                 False,

@@ -1,0 +1,486 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import sentinel.alerts.book as book_module
+from sentinel.alerts.book import RESOLVED_RETENTION, RESTORE_GRACE, AlertBook, Transition
+from sentinel.clock import FakeClock
+from sentinel.config import Config, parse
+from sentinel.model import Labels, State
+from sentinel.storage.alerts import AlertRepo
+from sentinel.storage.sqlite import Database
+from sentinel.store.facts import FactStore
+
+T0 = 1_700_000_000.0
+
+RULES = """
+defaults:
+  labels: {env: prod}
+rules:
+  - name: QueueBacklog
+    kind: queue_backlog
+    queues: ["*"]
+    threshold: 100
+    for: 1m
+    severity: warning
+  - name: NoLiveWorkers
+    kind: no_live_workers
+    for: 30s
+    severity: critical
+    summary: "No Celery worker has been alive for {{ for }} ({{ value|number }} live)"
+    description: "rule {{ rule }} in {{ env }}"
+"""
+
+
+@pytest.fixture
+def config() -> Config:
+    return parse(RULES, {})
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "state" / "sentinel.db"
+
+
+class Harness:
+    """A fact store, a fake clock and an alert book on a SQLite file, restartable."""
+
+    def __init__(self, config: Config, db_path: Path) -> None:
+        self.config = config
+        self.db_path = db_path
+        self.clock = FakeClock(T0)
+        self.store = FactStore()
+        self.db = Database(db_path)
+        self.book = AlertBook(AlertRepo(self.db))
+
+    def restart(self) -> None:
+        """The daemon stops and starts: memory is lost, the SQLite file is not."""
+        self.db.close()
+        self.store = FactStore()
+        self.db = Database(self.db_path)
+        self.book = AlertBook(AlertRepo(self.db))
+
+    def depth(self, queue: str, depth: int | None) -> None:
+        if depth is None:
+            self.store.set_queue_depths({}, {queue: "timeout"}, self.clock.now())
+        else:
+            self.store.set_queue_depths({queue: (depth, 1)}, {}, self.clock.now())
+
+    def workers_alive(self, *hostnames: str) -> None:
+        for hostname in hostnames:
+            event = {"type": "worker-heartbeat", "hostname": hostname, "freq": 2.0}
+            self.store.apply_event(event, self.clock.now())
+        self.store.probe_ok("inspect", self.clock.now())
+
+    def tick(self, rules: Any = None) -> list[Transition]:
+        transitions, _rows = self.book.tick(
+            self.config.rules if rules is None else rules, self.store, self.clock.now()
+        )
+        # whatever is in memory is also on disk
+        assert AlertRepo(self.db).load() == self.book.alerts
+        return transitions
+
+    def alert(self, rule: str, **labels: str) -> Any:
+        matches = [
+            a
+            for a in self.book.alerts.values()
+            if a.rule == rule and a.labels.items() >= labels.items()
+        ]
+        assert len(matches) <= 1
+        return matches[0] if matches else None
+
+
+@pytest.fixture
+def h(config: Config, db_path: Path) -> Iterator[Harness]:
+    harness = Harness(config, db_path)
+    yield harness
+    harness.db.close()
+
+
+def moves(transitions: list[Transition]) -> list[tuple[str | None, str | None]]:
+    return sorted(
+        (
+            t.before.value if t.before else None,
+            t.alert.state.value if t.alert else None,
+        )
+        for t in transitions
+    )
+
+
+def test_pending_firing_resolved(h: Harness) -> None:
+    h.depth("celery", 500)
+    assert moves(h.tick()) == [(None, "pending")]
+    alert = h.alert("QueueBacklog", queue="celery")
+    assert alert.state is State.PENDING
+    assert alert.active_at == T0
+    assert alert.labels == Labels(
+        alertname="QueueBacklog", severity="warning", env="prod", queue="celery"
+    )
+    assert (alert.value, alert.threshold) == (500.0, 100.0)
+
+    h.clock.advance(30)
+    h.depth("celery", 600)
+    assert h.tick() == []
+    assert h.alert("QueueBacklog").state is State.PENDING
+    assert h.alert("QueueBacklog").value == 600.0
+
+    h.clock.advance(30)  # for: 1m has elapsed
+    assert moves(h.tick()) == [("pending", "firing")]
+    alert = h.alert("QueueBacklog")
+    assert (alert.state, alert.active_at, alert.fired_at) == (State.FIRING, T0, T0 + 60)
+
+    h.clock.advance(15)
+    assert h.tick() == []  # still firing: no transition, so no notification
+
+    h.clock.advance(15)
+    h.depth("celery", 3)
+    assert moves(h.tick()) == [("firing", "resolved")]
+    alert = h.alert("QueueBacklog")
+    assert (alert.state, alert.resolved_at, alert.fired_at) == (State.RESOLVED, T0 + 90, T0 + 60)
+    assert h.book.active() == []
+
+
+def test_rows_show_every_verdict(h: Harness) -> None:
+    h.depth("celery", 500)
+    h.depth("mail", 5)
+    h.depth("broken", 7)
+    h.depth("broken", None)  # it was measured once; now the probe fails
+    _, rows = h.book.tick(h.config.rules, h.store, h.clock.now())
+    states = {(r.rule, r.labels.get("queue")): r.state for r in rows}
+    assert states == {
+        ("QueueBacklog", "celery"): "pending",
+        ("QueueBacklog", "mail"): "inactive",
+        ("QueueBacklog", "broken"): "unknown",
+        ("NoLiveWorkers", None): "unknown",  # no evidence about workers yet
+    }
+
+
+def test_pending_that_clears_is_dropped(h: Harness) -> None:
+    h.depth("celery", 500)
+    h.tick()
+    h.clock.advance(15)
+    h.depth("celery", 50)
+    transitions = h.tick()
+    assert moves(transitions) == [("pending", None)]
+    assert h.book.alerts == {}
+
+
+def test_unknown_verdict_holds_state(h: Harness) -> None:
+    h.depth("celery", 500)
+    h.tick()
+    h.clock.advance(60)
+    h.tick()
+    assert h.alert("QueueBacklog").state is State.FIRING
+    h.clock.advance(15)
+    h.depth("celery", None)  # the depth probe failed: no verdict
+    assert h.tick() == []
+    assert h.alert("QueueBacklog").state is State.FIRING
+    assert h.alert("QueueBacklog").value == 500.0
+
+
+def test_annotations_rendered(h: Harness) -> None:
+    h.depth("celery", 1500)
+    h.workers_alive("w1@h")
+    h.tick()
+    assert h.alert("QueueBacklog").annotations == {
+        "summary": "Queue celery has 1500 messages waiting (threshold 100)"
+    }
+    h.clock.advance(10)  # w1's heartbeat expired: no live worker
+    h.tick()
+    assert h.alert("NoLiveWorkers").annotations == {
+        "summary": "No Celery worker has been alive for 30s (0 live)",
+        "description": "rule NoLiveWorkers in prod",
+    }
+    # re-rendered as the value changes
+    h.depth("celery", 2500)
+    h.tick()
+    assert h.alert("QueueBacklog").annotations["summary"].startswith("Queue celery has 2500")
+
+
+@pytest.mark.parametrize(
+    ("rule", "summary"),
+    [
+        (
+            "- {name: R, kind: failure_rate, threshold: 5%, window: 5m, min_count: 2}",
+            "Task app.add failed 50.0% of runs over 5m (threshold 5.0%)",
+        ),
+        (
+            "- {name: R, kind: task_latency, measure: runtime, threshold: 30s, min_count: 2}",
+            "Task app.add p95 runtime is 1m over 10m (threshold 30s)",
+        ),
+        (
+            "- {name: R, kind: idle_worker, idle_for: 1s}",
+            "Worker w1@h has started no task for 5s",
+        ),
+        (
+            "- {name: R, kind: no_live_workers, min_workers: 3, for: 2m}",
+            "1 live Celery worker(s) (need at least 3)",
+        ),
+        (
+            "- {name: R, kind: no_live_workers, min_workers: 3, for: 2m,"
+            " summary: 'down for {{ for }}: {{ labels.alertname }} {{ severity }}'}",
+            "down for 2m: R warning",
+        ),
+        (
+            "- {name: R, kind: no_live_workers, min_workers: 3, summary: '{{ unclosed'}",
+            "[template error",
+        ),
+    ],
+)
+def test_default_summaries(tmp_path: Path, rule: str, summary: str) -> None:
+    config = parse(f"rules:\n  {rule}\n", {})
+    store = FactStore()
+    store.apply_event({"type": "worker-heartbeat", "hostname": "w1@h", "freq": 60.0}, T0 - 5)
+    store.apply_events(
+        [
+            {"type": "task-received", "uuid": "a", "name": "app.add", "timestamp": T0 - 60},
+            {"type": "task-started", "uuid": "a", "timestamp": T0 - 60},
+            {"type": "task-failed", "uuid": "a", "timestamp": T0, "runtime": 60.0},
+            {"type": "task-received", "uuid": "b", "name": "app.add", "timestamp": T0 - 60},
+            {"type": "task-started", "uuid": "b", "timestamp": T0 - 60},
+            {"type": "task-succeeded", "uuid": "b", "timestamp": T0, "runtime": 60.0},
+        ],
+        T0 - 5,
+    )
+    book = AlertBook(None)
+    book.tick(config.rules, store, T0)
+    [alert] = book.alerts.values()
+    assert alert.annotations["summary"].startswith(summary), alert.annotations
+
+
+def test_firing_alert_survives_restart(h: Harness) -> None:
+    h.depth("celery", 500)
+    h.tick()
+    h.clock.advance(60)
+    h.tick()
+    fired = h.alert("QueueBacklog")
+    assert fired.state is State.FIRING
+
+    h.restart()
+    assert h.alert("QueueBacklog") == fired  # loaded as it was
+    h.clock.advance(15)
+    h.depth("celery", 500)
+    assert h.tick() == []  # still firing: not pending again, nothing to re-page
+    alert = h.alert("QueueBacklog")
+    assert (alert.state, alert.active_at, alert.fired_at) == (State.FIRING, T0, T0 + 60)
+
+    h.clock.advance(15)
+    h.depth("celery", 0)
+    assert moves(h.tick()) == [("firing", "resolved")]
+
+
+def test_pending_alert_keeps_its_for_across_restart(h: Harness) -> None:
+    h.depth("celery", 500)
+    h.tick()
+    h.clock.advance(45)
+    h.restart()
+    h.depth("celery", 500)
+    assert h.tick() == []
+    h.clock.advance(15)
+    assert moves(h.tick()) == [("pending", "firing")]  # 60 s after the first sight, not 105 s
+
+
+def test_resolved_alert_is_not_recreated_after_restart(h: Harness) -> None:
+    h.depth("celery", 500)
+    h.tick()
+    h.clock.advance(60)
+    h.tick()
+    h.clock.advance(15)
+    h.depth("celery", 0)
+    h.tick()
+    resolved = h.alert("QueueBacklog")
+    assert resolved.state is State.RESOLVED
+
+    h.restart()
+    assert h.alert("QueueBacklog") == resolved
+    h.clock.advance(15)
+    h.depth("celery", 0)
+    assert h.tick() == []
+    assert h.alert("QueueBacklog") == resolved
+    assert h.book.active() == []
+    h.clock.advance(15)
+    h.restart()  # and with no sample at all (the queue is not measured yet)
+    assert h.tick() == []
+    assert h.alert("QueueBacklog") == resolved
+
+
+def test_resolved_alert_that_comes_back_is_a_new_alert(h: Harness) -> None:
+    h.depth("celery", 500)
+    h.tick()
+    h.clock.advance(60)
+    h.tick()
+    h.clock.advance(15)
+    h.depth("celery", 0)
+    h.tick()
+    h.clock.advance(15)
+    h.depth("celery", 900)
+    assert moves(h.tick()) == [("resolved", "pending")]
+    alert = h.alert("QueueBacklog")
+    assert (alert.active_at, alert.fired_at, alert.resolved_at) == (T0 + 90, None, None)
+
+
+@pytest.mark.parametrize(
+    ("rule", "feed"),
+    [
+        (
+            "- {name: R, kind: queue_backlog, threshold: 100}",
+            lambda h: h.depth("celery", 500),
+        ),
+        (
+            "- {name: R, kind: failure_rate, threshold: 5%, window: 10m, min_count: 1}",
+            lambda h: h.store.apply_events(
+                [
+                    {"type": "task-received", "uuid": "u", "name": "app.add", "timestamp": T0},
+                    {"type": "task-failed", "uuid": "u", "timestamp": T0},
+                ],
+                h.clock.now(),
+            ),
+        ),
+        (
+            "- {name: R, kind: idle_worker, idle_for: 1s}",
+            lambda h: h.store.apply_event(
+                {"type": "worker-heartbeat", "hostname": "w1@h", "freq": 30.0}, h.clock.now() - 5
+            ),
+        ),
+    ],
+)
+def test_restart_before_facts_arrive_neither_resolves_nor_repages(
+    db_path: Path, rule: str, feed: Any
+) -> None:
+    """Just after a restart the store is empty: no sample is not evidence that the alert is over."""
+    h = Harness(parse(f"rules:\n  {rule}\n", {}), db_path)
+    feed(h)
+    assert moves(h.tick()) == [(None, "firing")]
+    fired = next(iter(h.book.alerts.values()))
+
+    h.restart()
+    h.clock.advance(15)
+    assert h.tick() == []  # nothing collected yet
+    assert h.book.alerts == {fired.fingerprint: fired}
+    h.clock.advance(15)
+    feed(h)  # the facts are back: the alert goes on firing, it is not paged again
+    assert h.tick() == []
+    assert h.book.alerts[fired.fingerprint].state is State.FIRING
+    assert h.book.alerts[fired.fingerprint].fired_at == fired.fired_at
+    h.db.close()
+
+
+def test_restored_alert_that_never_gets_a_sample_resolves_after_the_grace(h: Harness) -> None:
+    h.depth("celery", 500)
+    h.tick()
+    h.clock.advance(60)
+    h.tick()
+    h.restart()  # the queue is no longer measured: no sample for it, ever
+    h.clock.advance(15)
+    assert h.tick() == []
+    h.clock.advance(RESTORE_GRACE - 1)
+    assert h.tick() == []
+    h.clock.advance(1)
+    assert moves(h.tick()) == [("firing", "resolved")]
+
+
+def test_resolved_alert_without_sample_is_forgotten_after_retention(h: Harness) -> None:
+    h.depth("celery", 500)
+    h.tick()
+    h.clock.advance(60)
+    h.tick()
+    del h.store.queues["celery"]  # the queue is no longer measured: no sample for it
+    h.clock.advance(15)
+    assert moves(h.tick()) == [("firing", "resolved")]
+    h.clock.advance(RESOLVED_RETENTION)
+    h.tick()
+    assert h.alert("QueueBacklog") is not None
+    h.clock.advance(1)
+    h.tick()
+    assert h.book.alerts == {}
+    assert AlertRepo(h.db).load() == {}
+
+
+def test_alert_whose_rule_disappears_resolves(h: Harness) -> None:
+    h.depth("celery", 500)
+    h.depth("mail", 500)
+    h.tick()
+    h.clock.advance(60)
+    h.depth("celery", 500)
+    h.depth("mail", 500)
+    h.tick()
+    h.workers_alive("w1@h")
+    h.clock.advance(5)
+    h.tick()
+    h.clock.advance(5)
+    h.tick()  # NoLiveWorkers pending (for: 30s)
+    assert h.alert("NoLiveWorkers").state is State.PENDING
+    assert h.alert("QueueBacklog", queue="mail").state is State.FIRING
+
+    h.clock.advance(15)
+    transitions = h.tick(rules=())  # a reload removed every rule
+    assert moves(transitions) == [
+        ("firing", "resolved"),
+        ("firing", "resolved"),
+        ("pending", None),
+    ]
+    assert h.alert("NoLiveWorkers") is None
+    assert {a.state for a in h.book.alerts.values()} == {State.RESOLVED}
+
+
+def test_rule_that_raises_keeps_its_alerts(h: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    h.depth("celery", 500)
+    h.tick()
+    h.clock.advance(60)
+    h.tick()
+    h.workers_alive("w1@h")
+    h.clock.advance(10)
+    h.tick()
+    before = dict(h.book.alerts)
+    assert {a.rule: a.state for a in before.values()} == {
+        "QueueBacklog": State.FIRING,
+        "NoLiveWorkers": State.PENDING,
+    }
+
+    real = book_module.evaluator
+
+    def broken(kind: str) -> Any:
+        if kind == "queue_backlog":
+
+            def boom(rule: Any, store: FactStore, now: float) -> list[Any]:
+                raise RuntimeError("rule blew up")
+
+            return boom
+        return real(kind)
+
+    monkeypatch.setattr(book_module, "evaluator", broken)
+    h.depth("celery", 0)  # would resolve it, if the rule could tell
+    h.clock.advance(30)
+    assert moves(h.tick()) == [("pending", "firing")]  # the other rule goes on
+    assert h.book.rule_errors == 1
+    backlog = h.alert("QueueBacklog")
+    assert backlog == before[backlog.fingerprint]  # untouched
+    h.clock.advance(RESOLVED_RETENTION * 2)
+    h.tick()
+    assert h.alert("QueueBacklog").state is State.FIRING
+
+    monkeypatch.setattr(book_module, "evaluator", real)
+    assert ("firing", "resolved") in moves(h.tick())
+
+
+def test_instance_that_vanishes_resolves(h: Harness) -> None:
+    h.depth("celery", 500)
+    h.tick()
+    h.clock.advance(60)
+    h.tick()
+    del h.store.queues["celery"]
+    h.clock.advance(15)
+    assert moves(h.tick()) == [("firing", "resolved")]
+
+
+def test_book_without_storage(config: Config) -> None:
+    store = FactStore()
+    store.set_queue_depths({"celery": (500, 1)}, {}, T0)
+    book = AlertBook(None)
+    book.tick(config.rules, store, T0)
+    book.tick(config.rules, store, T0 + 60)
+    assert [a.state for a in book.active()] == [State.FIRING]

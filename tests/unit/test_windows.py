@@ -1,0 +1,120 @@
+from __future__ import annotations
+
+import pytest
+
+from sentinel.clock import FakeClock
+from sentinel.store.windows import COUNTERS, FAILED, MEASURES, RUNTIME, SUCCEEDED, Ring
+
+T0 = 1_700_000_000.0  # a multiple of 10: bucket edges fall on whole tens
+
+
+def count(ring: Ring, slot: int, now: float, n: int = 1) -> None:
+    ring.bucket(now).counts[slot] += n
+
+
+def test_bucket_is_shared_within_its_width() -> None:
+    ring = Ring(10.0, 600.0)
+    a = ring.bucket(T0 + 1)
+    assert ring.bucket(T0 + 9.99) is a
+    assert a.start == T0
+    b = ring.bucket(T0 + 10)
+    assert b is not a
+    assert b.start == T0 + 10
+    assert len(ring.buckets) == 2
+
+
+def test_clock_stepping_back_counts_in_newest_bucket() -> None:
+    ring = Ring(10.0, 600.0)
+    newest = ring.bucket(T0 + 50)
+    assert ring.bucket(T0 + 5) is newest
+    assert len(ring.buckets) == 1
+
+
+@pytest.mark.parametrize(
+    ("window", "now_offset", "expected"),
+    [
+        # events: 1 at T0+5, 2 at T0+15, 4 at T0+25, 8 at T0+95; a bucket counts when it
+        # overlaps (now - window, now], so the edge is exact to one bucket width
+        (300.0, 100.0, 15),
+        (10.0, 100.0, 8),  # since T0+90: only [T0+90, T0+100)
+        (70.0, 100.0, 8),  # since T0+30: [T0+20, T0+30) ends exactly there -> excluded
+        (75.0, 100.0, 12),  # since T0+25: [T0+20, T0+30) overlaps
+        (90.0, 100.0, 14),  # since T0+10: [T0, T0+10) ends exactly there -> excluded
+        (91.0, 100.0, 15),
+        (30.0, 26.0, 7),
+        (30.0, 14.0, 3),  # queried in the past: buckets that start after `now` don't count
+        (4.0, 14.0, 2),  # since T0+10: [T0+10, T0+20) only
+    ],
+)
+def test_counts_within_window(window: float, now_offset: float, expected: int) -> None:
+    clock = FakeClock(T0)
+    ring = Ring(10.0, 600.0)
+    for at, n in ((5, 1), (15, 2), (25, 4), (95, 8)):
+        clock.set(T0 + at)
+        count(ring, FAILED, clock.now(), n)
+    assert ring.counts(window, T0 + now_offset)[FAILED] == expected
+    assert ring.counts(window, T0 + now_offset)[SUCCEEDED] == 0
+
+
+def test_counts_every_slot_separately() -> None:
+    ring = Ring(10.0, 600.0)
+    for slot in range(len(COUNTERS)):
+        count(ring, slot, T0 + 1, slot + 1)
+    assert ring.counts(60.0, T0 + 2) == [i + 1 for i in range(len(COUNTERS))]
+
+
+def test_buckets_expire_after_retention() -> None:
+    clock = FakeClock(T0)
+    ring = Ring(10.0, 60.0)
+    count(ring, SUCCEEDED, clock.now(), 5)
+    clock.advance(30)
+    count(ring, SUCCEEDED, clock.now(), 1)
+    assert ring.counts(60.0, clock.now())[SUCCEEDED] == 6
+    clock.advance(40)  # T0+70: the first bucket [T0, T0+10) is now older than retention
+    count(ring, SUCCEEDED, clock.now(), 1)
+    assert ring.buckets[0].start > T0
+    assert ring.counts(3600.0, clock.now())[SUCCEEDED] == 2
+    # with no new events, trim() drops what has aged out
+    clock.advance(1000)
+    ring.trim(clock.now())
+    assert len(ring.buckets) == 0
+    assert ring.counts(3600.0, clock.now()) == [0] * len(COUNTERS)
+
+
+@pytest.mark.parametrize(
+    ("width", "retention", "step"),
+    [(10.0, 600.0, 0.37), (10.0, 60.0, 3.0), (1.0, 30.0, 0.1), (7.0, 50.0, 1.3), (10, 25, 11)],
+)
+def test_bucket_count_is_bounded(width: float, retention: float, step: float) -> None:
+    clock = FakeClock(T0 + 3)
+    ring = Ring(width, retention)
+    bound = retention / width + 2
+    for _ in range(20_000):
+        count(ring, SUCCEEDED, clock.now())
+        assert len(ring.buckets) <= bound
+        clock.advance(step)
+    assert len(ring.buckets) >= int(retention / width)  # it really was filling up
+    starts = [b.start for b in ring.buckets]
+    assert starts == sorted(starts)
+
+
+def test_sketches_merge_over_the_window() -> None:
+    from sentinel.store.sketch import Sketch
+
+    ring = Ring(10.0, 600.0)
+    for at, value in ((1, 1.0), (11, 2.0), (21, 3.0), (31, 100.0)):
+        bucket = ring.bucket(T0 + at)
+        sketch = bucket.sketches[RUNTIME]
+        if sketch is None:
+            sketch = bucket.sketches[RUNTIME] = Sketch()
+        sketch.add(value)
+    merged = ring.sketch(RUNTIME, 600.0, T0 + 35)
+    assert merged.count == 4
+    assert merged.max == 100.0
+    recent = ring.sketch(RUNTIME, 15.0, T0 + 35)  # buckets [T0+20..) and [T0+30..)
+    assert recent.count == 2
+    assert recent.quantile(0.0) == pytest.approx(3.0, rel=0.01)
+    # a measure with no observation is an empty sketch, not an error
+    assert ring.sketch(MEASURES.index("queue_wait"), 600.0, T0 + 35).quantile(0.5) is None
+    # merging into the query result leaves the buckets untouched
+    assert ring.sketch(RUNTIME, 600.0, T0 + 35).count == 4
