@@ -18,7 +18,13 @@ from sentinel.collectors.inspect import InspectCollector
 from sentinel.collectors.queues import QueueCollector, probe_for
 from sentinel.config import Config
 from sentinel.model import State
+from sentinel.notify.inhibit import Inhibitor
+from sentinel.notify.pipeline import Dispatcher
+from sentinel.notify.route import build as build_route
+from sentinel.notify.sender import Sender
+from sentinel.notify.silence import Silencer
 from sentinel.storage.alerts import AlertRepo
+from sentinel.storage.silences import SilenceRepo
 from sentinel.storage.sqlite import Database
 from sentinel.store.facts import FactStore
 
@@ -73,6 +79,22 @@ class Sentinel:
         self.queues = (
             QueueCollector(probe, self.store, self.clock, config.celery.queues) if probe else None
         )
+        self.silencer = Silencer(SilenceRepo(self.db) if self.db is not None else None)
+        self.inhibitor = Inhibitor(config.inhibit)
+        self.route = build_route(config.route) if config.route is not None else None
+        self.book.resolved_retention = resolved_retention(self.route)
+        self.dispatcher: Dispatcher | None = None
+        self.sender: Sender | None = None
+        if self.db is not None:
+            self.sender = Sender(self.db, config.channels, self.clock)
+            self.dispatcher = Dispatcher(
+                self.route,
+                config.channels,
+                self.db,
+                self.silencer,
+                self.inhibitor,
+                on_queued=self.sender.wake,
+            )
         self.scheduler: BackgroundScheduler | None = None
         self._eval_lock = threading.Lock()
         self.on_transitions: list[Any] = []
@@ -91,17 +113,32 @@ class Sentinel:
             now = self.clock.now()
             transitions, rows = self.book.tick(self.config.rules, self.store, now)
             self.store.prune(now)
-        log.debug("evaluation: %d rule(s) in %.3fs, %d transition(s)",
-                  len(self.config.rules), self.book.last_duration, len(transitions))
+            if self.dispatcher is not None:
+                self.dispatcher.tick(self.book.alerts.values(), now)
+        log.debug(
+            "evaluation: %d rule(s) in %.3fs, %d transition(s)",
+            len(self.config.rules),
+            self.book.last_duration,
+            len(transitions),
+        )
         for t in transitions:
             log_transition(t)
         for callback in self.on_transitions:
             callback(transitions)
         return transitions, rows
 
+    def dispatch(self) -> None:
+        """Group timers run on their own clock, not only at evaluations."""
+        if self.dispatcher is None:
+            return
+        with self._eval_lock:
+            self.dispatcher.tick(self.book.alerts.values(), self.clock.now())
+
     # -- daemon lifecycle ------------------------------------------------------------------
 
     def start(self) -> None:
+        if self.sender is not None:
+            self.sender.start()
         self.events.start()
         scheduler = BackgroundScheduler(
             executors={"default": ThreadPoolExecutor(4)},
@@ -118,6 +155,7 @@ class Sentinel:
         scheduler.add_job(
             self.evaluate, "interval", id="evaluate", seconds=self.config.evaluation.interval
         )
+        scheduler.add_job(self.dispatch, "interval", id="dispatch", seconds=1.0)
         scheduler.start()
         self.scheduler = scheduler
         log.info(
@@ -133,11 +171,24 @@ class Sentinel:
             self.scheduler.shutdown(wait=True)
             self.scheduler = None
         self.events.stop()
+        if self.sender is not None:
+            self.sender.stop()
         if self.queues is not None:
             self.queues.close()
         if self.db is not None:
             self.db.close()
         log.info("sentinel stopped")
+
+
+def resolved_retention(route: object | None) -> float:
+    """Keep resolved alerts long enough for the slowest group to flush their resolve."""
+    longest = 0.0
+    stack = [route] if route is not None else []
+    while stack:
+        node = stack.pop()
+        longest = max(longest, node.group_wait + 2 * node.group_interval)  # type: ignore[attr-defined]
+        stack.extend(node.children)  # type: ignore[attr-defined]
+    return max(900.0, longest)
 
 
 def log_transition(t: Transition) -> None:

@@ -66,6 +66,7 @@ class AlertBook:
         self._first_tick: float | None = None
         self.last_duration = 0.0
         self.rule_errors = 0
+        self.resolved_retention = RESOLVED_RETENTION
 
     def active(self) -> list[Alert]:
         return [a for a in self.alerts.values() if a.state is not State.RESOLVED]
@@ -131,14 +132,15 @@ class AlertBook:
         # Alerts with no sample this tick: their instance vanished (worker pruned, queue gone)
         # or their rule was removed by a reload. Either way the condition no longer holds.
         for fp, prev in list(self.alerts.items()):
-            if fp in seen:
-                continue
-            rule = by_name.get(prev.rule)
             if prev.state is State.RESOLVED:
-                if now - (prev.resolved_at or now) > RESOLVED_RETENTION:
+                # Resolved alerts are kept only long enough to notify and show their resolve.
+                if now - (prev.resolved_at or now) > self.resolved_retention:
                     del self.alerts[fp]
                     removed.append(fp)
                 continue
+            if fp in seen:
+                continue
+            rule = by_name.get(prev.rule)
             if fp in self._restored and rule is not None:
                 grace = max(RESTORE_GRACE, getattr(rule, "window", 0.0))
                 if now - self._first_tick < grace:

@@ -92,11 +92,11 @@ class EventCollector:
             else:
                 body = message.decode()
         except Exception:
-            self.store.drops.malformed += 1
+            self.store.count_malformed(1)
             return
         events = body if isinstance(body, list) else [body]
         good = [e for e in events if isinstance(e, dict) and isinstance(e.get("type"), str)]
         if len(good) != len(events):
-            self.store.drops.malformed += len(events) - len(good)
+            self.store.count_malformed(len(events) - len(good))
         if good:
             self.store.apply_events(good, self.clock.now())

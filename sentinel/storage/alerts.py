@@ -4,9 +4,40 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from typing import Any
 
 from sentinel.model import Alert, Labels, State
 from sentinel.storage.sqlite import Database
+
+
+def alert_to_dict(a: Alert) -> dict[str, Any]:
+    return {
+        "rule": a.rule,
+        "labels": dict(a.labels),
+        "annotations": dict(a.annotations),
+        "state": a.state.value,
+        "active_at": a.active_at,
+        "fired_at": a.fired_at,
+        "resolved_at": a.resolved_at,
+        "value": a.value,
+        "threshold": a.threshold,
+        "updated_at": a.updated_at,
+    }
+
+
+def alert_from_dict(d: dict[str, Any]) -> Alert:
+    return Alert(
+        rule=d["rule"],
+        labels=Labels(d["labels"]),
+        annotations=d["annotations"],
+        state=State(d["state"]),
+        active_at=d["active_at"],
+        value=d["value"],
+        threshold=d["threshold"],
+        fired_at=d["fired_at"],
+        resolved_at=d["resolved_at"],
+        updated_at=d.get("updated_at", 0.0),
+    )
 
 
 class AlertRepo:

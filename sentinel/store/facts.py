@@ -375,6 +375,10 @@ class FactStore:
             return
         series.count(slot, now)
 
+    def count_malformed(self, n: int) -> None:
+        with self.lock:
+            self.drops.malformed += n
+
     # -- probes ---------------------------------------------------------------------------
 
     def probe_ok(self, source: str, now: float) -> None:

@@ -1,0 +1,1 @@
+"""The notification pipeline: route, group, mute (silences, inhibitions), dedup, outbox, send."""

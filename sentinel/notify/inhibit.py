@@ -1,0 +1,54 @@
+"""Inhibition: a firing source alert mutes target alerts that agree on the `equal` labels."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from sentinel.config import InhibitRule
+from sentinel.model import Alert, State
+from sentinel.notify.silence import Matcher
+
+
+def _matchers(exact: Mapping[str, str], regex: Mapping[str, str]) -> tuple[Matcher, ...]:
+    return tuple(Matcher(k, v) for k, v in exact.items()) + tuple(
+        Matcher(k, v, is_regex=True) for k, v in regex.items()
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Rule:
+    source: tuple[Matcher, ...]
+    target: tuple[Matcher, ...]
+    equal: tuple[str, ...]
+
+
+class Inhibitor:
+    def __init__(self, rules: Iterable[InhibitRule]) -> None:
+        self.rules = [
+            _Rule(_matchers(r.source, r.source_re), _matchers(r.target, r.target_re), r.equal)
+            for r in rules
+        ]
+        self._sources: list[tuple[_Rule, list[Alert]]] = []
+
+    def update(self, alerts: Iterable[Alert]) -> None:
+        """Take the current alerts; only firing ones can inhibit."""
+        firing = [a for a in alerts if a.state is State.FIRING]
+        self._sources = [
+            (rule, [a for a in firing if all(m.matches(a.labels) for m in rule.source)])
+            for rule in self.rules
+        ]
+
+    def muted_by(self, labels: Mapping[str, str], now: float) -> list[str]:
+        fingerprint = getattr(labels, "fingerprint", None)
+        out: list[str] = []
+        for rule, sources in self._sources:
+            if not sources or not all(m.matches(labels) for m in rule.target):
+                continue
+            for source in sources:
+                if source.fingerprint == fingerprint:
+                    continue  # an alert never inhibits itself
+                if all(source.labels.get(k, "") == labels.get(k, "") for k in rule.equal):
+                    out.append(source.fingerprint)
+                    break
+        return out

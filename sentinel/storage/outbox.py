@@ -1,0 +1,154 @@
+"""The outbox: decided notifications waiting to be delivered, retried until they are.
+
+A decision is written here in the same transaction that read the notification log, so a
+crash between deciding and sending loses nothing: the row is still here on restart.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+from typing import Any
+
+from sentinel.model import Alert, Labels
+from sentinel.storage.alerts import alert_from_dict, alert_to_dict
+from sentinel.storage.nflog import NotificationLog
+from sentinel.storage.sqlite import Database
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    id: int
+    group_key: str
+    channel: str
+    group_labels: Labels
+    status: str
+    alerts: tuple[Alert, ...]
+    firing: list[str]
+    resolved: list[str]
+    reason: str
+    created_at: float
+    version: int
+    attempts: int
+    next_attempt_at: float
+    last_error: str | None
+
+
+def _row(r: sqlite3.Row) -> OutboxRow:
+    return OutboxRow(
+        id=r["id"],
+        group_key=r["group_key"],
+        channel=r["channel"],
+        group_labels=Labels(json.loads(r["group_labels"])),
+        status=r["status"],
+        alerts=tuple(alert_from_dict(a) for a in json.loads(r["alerts"])),
+        firing=json.loads(r["firing"]),
+        resolved=json.loads(r["resolved"]),
+        reason=r["reason"],
+        created_at=r["created_at"],
+        version=r["version"],
+        attempts=r["attempts"],
+        next_attempt_at=r["next_attempt_at"],
+        last_error=r["last_error"],
+    )
+
+
+class Outbox:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    @staticmethod
+    def put(
+        conn: sqlite3.Connection,
+        *,
+        group_key: str,
+        channel: str,
+        group_labels: Labels,
+        status: str,
+        alerts: list[Alert],
+        firing: list[str],
+        resolved: list[str],
+        reason: str,
+        now: float,
+    ) -> None:
+        """Queue a notification, or rewrite the queued one for this group and channel.
+
+        The version only moves when what would be said changes, so a sender that is already
+        delivering an identical message is not made to send it twice.
+        """
+        conn.execute(
+            "INSERT INTO outbox (group_key, channel, group_labels, status, alerts, firing,"
+            " resolved, reason, created_at, next_attempt_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (group_key, channel) DO UPDATE SET"
+            "   group_labels = excluded.group_labels, status = excluded.status,"
+            "   alerts = excluded.alerts, firing = excluded.firing,"
+            "   resolved = excluded.resolved, reason = excluded.reason,"
+            "   version = version + 1"
+            " WHERE outbox.firing != excluded.firing OR outbox.resolved != excluded.resolved"
+            "   OR outbox.status != excluded.status",
+            (
+                group_key,
+                channel,
+                json.dumps(dict(group_labels), sort_keys=True),
+                status,
+                json.dumps([alert_to_dict(a) for a in alerts]),
+                json.dumps(sorted(firing)),
+                json.dumps(sorted(resolved)),
+                reason,
+                now,
+                now,
+            ),
+        )
+
+    @staticmethod
+    def cancel(conn: sqlite3.Connection, group_key: str, channel: str) -> int:
+        cur = conn.execute(
+            "DELETE FROM outbox WHERE group_key = ? AND channel = ?", (group_key, channel)
+        )
+        return cur.rowcount
+
+    def due(self, now: float, limit: int = 100) -> list[OutboxRow]:
+        rows = self.db.query(
+            "SELECT * FROM outbox WHERE next_attempt_at <= ? ORDER BY next_attempt_at LIMIT ?",
+            (now, limit),
+        )
+        return [_row(r) for r in rows]
+
+    def all(self) -> list[OutboxRow]:
+        return [_row(r) for r in self.db.query("SELECT * FROM outbox ORDER BY id")]
+
+    def next_due(self) -> float | None:
+        rows = self.db.query("SELECT MIN(next_attempt_at) AS t FROM outbox")
+        return rows[0]["t"] if rows else None
+
+    def count(self) -> int:
+        return int(self.db.query("SELECT COUNT(*) AS n FROM outbox")[0]["n"])
+
+    def delivered(self, row: OutboxRow, memo: dict[str, Any], now: float) -> None:
+        """Record the delivery in the log and drop the row, unless a newer decision replaced it
+        while we were sending (then the newer one is still to go)."""
+        with self.db.transaction() as conn:
+            NotificationLog.record(
+                conn,
+                row.group_key,
+                row.channel,
+                row.firing,
+                row.resolved,
+                now,
+                {k: str(v) for k, v in memo.items()},
+            )
+            conn.execute("DELETE FROM outbox WHERE id = ? AND version = ?", (row.id, row.version))
+
+    def retry_later(self, row: OutboxRow, error: str, next_attempt_at: float) -> None:
+        with self.db.transaction() as conn:
+            conn.execute(
+                "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?"
+                " WHERE id = ?",
+                (next_attempt_at, error, row.id),
+            )
+
+    def give_up(self, row: OutboxRow, error: str) -> None:
+        with self.db.transaction() as conn:
+            conn.execute("DELETE FROM outbox WHERE id = ? AND version = ?", (row.id, row.version))

@@ -1,0 +1,48 @@
+"""Silences as Alertmanager's API v2 knows them, kept in SQLite."""
+
+from __future__ import annotations
+
+import json
+
+from sentinel.notify.silence import Matcher, Silence
+from sentinel.storage.sqlite import Database
+
+
+class SilenceRepo:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def all(self) -> list[Silence]:
+        return [
+            Silence(
+                id=r["id"],
+                matchers=tuple(Matcher.from_api(m) for m in json.loads(r["matchers"])),
+                starts_at=r["starts_at"],
+                ends_at=r["ends_at"],
+                created_by=r["created_by"],
+                comment=r["comment"],
+                updated_at=r["updated_at"],
+            )
+            for r in self.db.query("SELECT * FROM silences ORDER BY starts_at")
+        ]
+
+    def save(self, s: Silence) -> None:
+        with self.db.transaction() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO silences"
+                " (id, matchers, starts_at, ends_at, created_by, comment, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    s.id,
+                    json.dumps([m.to_api() for m in s.matchers]),
+                    s.starts_at,
+                    s.ends_at,
+                    s.created_by,
+                    s.comment,
+                    s.updated_at,
+                ),
+            )
+
+    def delete_expired(self, before: float) -> int:
+        with self.db.transaction() as conn:
+            return conn.execute("DELETE FROM silences WHERE ends_at < ?", (before,)).rowcount
