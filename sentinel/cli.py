@@ -8,12 +8,14 @@ import signal
 import sys
 import threading
 import time
+from dataclasses import replace
 from collections.abc import Sequence
 from typing import Any
 
 from sentinel import __version__, logs
 from sentinel.config import Config, ConfigError, default_path, load
 from sentinel.model import Labels
+from sentinel.units import format_duration
 
 log = logging.getLogger("sentinel")
 
@@ -49,6 +51,12 @@ def _parser() -> argparse.ArgumentParser:
         help="how long to listen to events before evaluating "
         "(default: two heartbeat intervals, 4s)",
     )
+    nt = sub.add_parser(
+        "notify-test",
+        parents=[common],
+        help="send a test alert (firing, then resolved) through one channel",
+    )
+    nt.add_argument("channel", help="a channel name from the config's `channels:`")
     return parser
 
 
@@ -67,7 +75,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         return 1
     print(f"{path}: ok ({len(config.rules)} rule(s), {len(config.channels)} channel(s))")
     for rule in config.rules:
-        extra = f" for {rule.for_:g}s" if rule.for_ else ""
+        extra = f" for {format_duration(rule.for_)}" if rule.for_ else ""
         print(
             f"rule    {rule.name:<24} {rule.kind:<16} {rule.severity.value:<8} "
             f"{rule.describe()}{extra}"
@@ -167,7 +175,39 @@ def _fmt(kind: str, value: float | None) -> str:
     return f"{value:g}"
 
 
-COMMANDS = {"run": cmd_run, "check": cmd_check, "eval": cmd_eval}
+def cmd_notify_test(args: argparse.Namespace) -> int:
+    from sentinel.notifiers.base import NotifyError, build
+    from sentinel.notifiers.testalert import test_notifications
+
+    try:
+        config = _load(args.config)
+    except ConfigError as e:
+        for line in e.errors:
+            print(f"config: {line}", file=sys.stderr)
+        return 1
+    channel = config.channels.get(args.channel)
+    if channel is None:
+        known = ", ".join(sorted(config.channels)) or "none"
+        print(f"unknown channel {args.channel!r} (configured: {known})", file=sys.stderr)
+        return 1
+    notifier = build(args.channel, channel)
+    memo: dict[str, str] = {}
+    for notification in test_notifications(args.channel, time.time()):
+        step = notification.status
+        try:
+            memo = dict(notifier.send(replace(notification, memo=memo)) or memo)
+        except NotifyError as e:
+            kind = type(e).__name__.lower()
+            print(f"{args.channel}: test {step} notification FAILED ({kind}): {e.detail}")
+            return 1
+        print(f"{args.channel}: test {step} notification delivered")
+        if step == "firing" and not channel.send_resolved:
+            print(f"{args.channel}: send_resolved is false, no resolve sent")
+            break
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "check": cmd_check, "eval": cmd_eval, "notify-test": cmd_notify_test}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
