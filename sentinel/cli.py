@@ -8,8 +8,8 @@ import signal
 import sys
 import threading
 import time
-from dataclasses import replace
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from sentinel import __version__, logs

@@ -41,7 +41,7 @@ class Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's spelling
+            def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 req = Request(self.path, dict(self.headers.items()), self.rfile.read(length))
                 with receiver.lock:

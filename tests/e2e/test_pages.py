@@ -34,7 +34,7 @@ pytestmark = pytest.mark.e2e
 class Inbox:
     messages: list[Any] = field(default_factory=list)
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.messages.append(
             email.message_from_bytes(envelope.content, policy=email.policy.default)
         )
