@@ -166,6 +166,43 @@ class Sentinel:
             self.config.celery.inspect_interval,
         )
 
+    def reload(self, new: Config) -> list[str]:
+        """Swap in a new config without losing alert state; returns warnings for the operator.
+
+        Rules, routing, inhibition, channels and the evaluation interval take effect at once.
+        The broker, storage, server and limits sections are read at start-up only: a change
+        there is reported and needs a restart. Alerts of removed rules resolve at the next tick.
+        """
+        old = self.config
+        warnings = []
+        fixed = {}
+        for section in ("celery", "storage", "server", "limits"):
+            if getattr(new, section) != getattr(old, section):
+                warnings.append(f"{section}: changes need a restart; keeping the running values")
+                fixed[section] = getattr(old, section)
+        config = new.model_copy(update=fixed) if fixed else new
+        with self._eval_lock:
+            self.config = config
+            self.store.set_retention(config.max_window)
+            self.inhibitor = Inhibitor(config.inhibit)
+            self.route = build_route(config.route) if config.route is not None else None
+            self.book.resolved_retention = resolved_retention(self.route)
+            if self.dispatcher is not None and self.sender is not None:
+                self.sender.reconfigure(config.channels)
+                self.dispatcher.reconfigure(self.route, config.channels, self.inhibitor)
+        if self.scheduler is not None and config.evaluation != old.evaluation:
+            self.scheduler.reschedule_job(
+                "evaluate", trigger="interval", seconds=config.evaluation.interval
+            )
+        log.info(
+            "configuration reloaded: %d rule(s), %d channel(s)",
+            len(config.rules),
+            len(config.channels),
+        )
+        for warning in warnings:
+            log.warning("reload: %s", warning)
+        return warnings
+
     def stop(self) -> None:
         if self.scheduler is not None:
             self.scheduler.shutdown(wait=True)

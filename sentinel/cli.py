@@ -94,22 +94,42 @@ def cmd_run(args: argparse.Namespace) -> int:
         for line in e.errors:
             log.error("config: %s", line)
         return 1
+    path = args.config or default_path()
     sentinel = Sentinel(config)
     stop = threading.Event()
+    reload = threading.Event()
 
     def on_signal(signum: int, _frame: Any) -> None:
+        if signum == signal.SIGHUP:
+            reload.set()
+            return
         log.info("received %s, shutting down", signal.Signals(signum).name)
         stop.set()
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGHUP, on_signal)
     sentinel.start()
     try:
-        while not stop.wait(1.0):
-            pass
+        while not stop.wait(0.5):
+            if reload.is_set():
+                reload.clear()
+                _reload(sentinel, path)
     finally:
         sentinel.stop()
     return 0
+
+
+def _reload(sentinel: Any, path: str) -> None:
+    log.info("SIGHUP: reloading %s", path)
+    try:
+        new = load(path)
+    except ConfigError as e:
+        log.error("reload failed, keeping the running configuration (%d error(s))", len(e.errors))
+        for line in e.errors:
+            log.error("config: %s", line)
+        return
+    sentinel.reload(new)
 
 
 def cmd_eval(args: argparse.Namespace) -> int:

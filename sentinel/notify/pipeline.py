@@ -67,6 +67,16 @@ class Dispatcher:
         self.on_queued = on_queued
         self._lock = threading.Lock()
 
+    def reconfigure(
+        self, route: RouteNode | None, channels: Mapping[str, Any], inhibitor: Inhibitor
+    ) -> None:
+        with self._lock:
+            self.route = route
+            self.channels = channels
+            self.inhibitor = inhibitor
+            # Timers restart with the new tree; the notification log keeps dedup exact.
+            self.groups.clear()
+
     def mute(self, alert: Alert, now: float) -> Mute:
         return Mute(
             tuple(self.silencer.muted_by(alert.labels, now)),

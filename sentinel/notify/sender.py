@@ -70,6 +70,19 @@ class Sender:
         self._threads[channel] = thread
         thread.start()
 
+    def reconfigure(self, channels: Mapping[str, Any]) -> None:
+        """New channel settings: rebuild changed notifiers, start threads for new channels.
+        Rows for removed channels are dropped (and logged) by their next delivery attempt."""
+        with self._lock:
+            for name, config in channels.items():
+                if self.channels.get(name) != config:
+                    self.notifiers.pop(name, None)
+            self.channels = dict(channels)
+        if self._threads:
+            for name in channels:
+                if name not in self._threads:
+                    self._start(name)
+
     def wake(self) -> None:
         for event in self._wake.values():
             event.set()

@@ -375,6 +375,12 @@ class FactStore:
             return
         series.count(slot, now)
 
+    def set_retention(self, retention: float) -> None:
+        with self.lock:
+            self.retention = retention
+            for series in self.tasks.values():
+                series.ring.retention = retention
+
     def count_malformed(self, n: int) -> None:
         with self.lock:
             self.drops.malformed += n
