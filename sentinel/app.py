@@ -96,6 +96,7 @@ class Sentinel:
                 on_queued=self.sender.wake,
             )
         self.scheduler: BackgroundScheduler | None = None
+        self.api: Any = None
         self._eval_lock = threading.Lock()
         self.on_transitions: list[Any] = []
 
@@ -136,7 +137,12 @@ class Sentinel:
 
     # -- daemon lifecycle ------------------------------------------------------------------
 
-    def start(self) -> None:
+    def start(self, *, serve: bool = True) -> None:
+        if serve:
+            from sentinel.api.server import ApiServer
+
+            self.api = ApiServer(self)
+            self.api.start()
         if self.sender is not None:
             self.sender.start()
         self.events.start()
@@ -210,6 +216,9 @@ class Sentinel:
         self.events.stop()
         if self.sender is not None:
             self.sender.stop()
+        if self.api is not None:
+            self.api.stop()
+            self.api = None
         if self.queues is not None:
             self.queues.close()
         if self.db is not None:

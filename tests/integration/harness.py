@@ -26,6 +26,8 @@ evaluation:
   interval: 1s
 storage:
   path: "{tmp_path / "sentinel.db"}"
+server:
+  listen: 127.0.0.1:0
 limits:
   bucket: 1s
 {extra}

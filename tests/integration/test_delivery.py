@@ -38,6 +38,8 @@ celery:
   inspect_timeout: 500ms
 evaluation:
   interval: 1s
+server:
+  listen: 127.0.0.1:0
 storage:
   path: "{tmp_path / "sentinel.db"}"
 rules:
