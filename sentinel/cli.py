@@ -57,6 +57,16 @@ def _parser() -> argparse.ArgumentParser:
         help="send a test alert (firing, then resolved) through one channel",
     )
     nt.add_argument("channel", help="a channel name from the config's `channels:`")
+    demo = sub.add_parser(
+        "demo",
+        parents=[common],
+        help="real workers on a local filesystem broker, alerts within a minute",
+    )
+    demo.add_argument("--dir", default=None, help="working folder (default: a new temp folder)")
+    demo.add_argument("--duration", default="5m", help="how long to run (e.g. 90s, 5m)")
+    demo.add_argument(
+        "--no-live", action="store_true", help="plain log lines instead of the live console view"
+    )
     return parser
 
 
@@ -227,7 +237,19 @@ def cmd_notify_test(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "check": cmd_check, "eval": cmd_eval, "notify-test": cmd_notify_test}
+def cmd_demo(args: argparse.Namespace) -> int:
+    from sentinel.demo.main import run_demo
+
+    return run_demo(args)
+
+
+COMMANDS = {
+    "run": cmd_run,
+    "check": cmd_check,
+    "eval": cmd_eval,
+    "notify-test": cmd_notify_test,
+    "demo": cmd_demo,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
