@@ -1,0 +1,60 @@
+"""/healthz and /readyz.
+
+Alive means the process answers. Ready means sentinel can see the cluster: the event stream is
+subscribed and the last inspect round reached the broker recently. An inspect round with no
+worker answering still counts: "no workers" is a fact the rules alert on, not a blind spot.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from sentinel.api.http import Request, Response, text
+
+if TYPE_CHECKING:
+    from sentinel.app import Sentinel
+
+
+def not_ready(sentinel: Sentinel, now: float) -> list[str]:
+    """Why sentinel is not ready; empty when it is."""
+    reasons: list[str] = []
+    store = sentinel.store
+    with store.lock:
+        events = store.probes.get("events")
+        inspect = store.probes.get("inspect")
+        events_error = events.error if events is not None and not events.ok else None
+        inspect_ok_at = inspect.ok_at if inspect is not None else None
+        inspect_error = inspect.error if inspect is not None and not inspect.ok else None
+
+    if not sentinel.events.connected.is_set():
+        reasons.append(
+            f"events: not connected ({events_error})" if events_error else "events: not connected"
+        )
+
+    celery = sentinel.config.celery
+    # A round is due every interval and may take up to timeout; one late round is tolerated.
+    stale_after = 2 * celery.inspect_interval + celery.inspect_timeout
+    if inspect_error is not None:
+        reasons.append(f"inspect: {inspect_error}")
+    elif inspect_ok_at is None:
+        reasons.append("inspect: no successful round yet")
+    elif now - inspect_ok_at > stale_after:
+        reasons.append(
+            f"inspect: last successful round {now - inspect_ok_at:.0f}s ago "
+            f"(stale after {stale_after:g}s)"
+        )
+    return reasons
+
+
+class Health:
+    def __init__(self, sentinel: Sentinel) -> None:
+        self.sentinel = sentinel
+
+    def healthz(self, request: Request) -> Response:
+        return text("ok\n")
+
+    def readyz(self, request: Request) -> Response:
+        reasons = not_ready(self.sentinel, self.sentinel.clock.now())
+        if reasons:
+            return text("; ".join(reasons) + "\n", 503)
+        return text("ok\n")

@@ -1,0 +1,264 @@
+"""Scrape-time metrics: values read from a filled fact store, parsed back as Prometheus text."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from sentinel.app import Sentinel
+from sentinel.clock import FakeClock
+from sentinel.config import parse
+from sentinel.metrics import SentinelCollector
+from sentinel.store.facts import HISTOGRAM_BOUNDS
+from sentinel.store.windows import COUNTERS
+
+T0 = 1_700_000_000.0
+W1, W2 = "w1@host", "w2@host"
+
+CONFIG = """
+celery:
+  broker_url: redis://127.0.0.1:6379/9
+storage:
+  path: {path}
+limits:
+  worker_retention: 60s
+rules:
+  - name: NoLiveWorkers
+    kind: no_live_workers
+    min_workers: 5
+    severity: critical
+  - name: QueueBacklog
+    kind: queue_backlog
+    threshold: 10
+    for: 5m
+channels:
+  hook:
+    type: webhook
+    url: http://127.0.0.1:9/hook
+"""
+
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def ev(kind: str, **fields: Any) -> dict[str, Any]:
+    return {"type": kind, "timestamp": T0, **fields}
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(T0)
+
+
+@pytest.fixture
+def sentinel(tmp_path: Path, clock: FakeClock) -> Any:
+    config = parse(CONFIG.format(path=tmp_path / "sentinel.db"), env={})
+    s = Sentinel(config, clock)
+    yield s
+    if s.db is not None:
+        s.db.close()
+
+
+@pytest.fixture
+def registry(sentinel: Sentinel) -> CollectorRegistry:
+    registry = CollectorRegistry()
+    registry.register(SentinelCollector(sentinel))
+    return registry
+
+
+def scrape(registry: CollectorRegistry) -> tuple[str, Samples, dict[str, str]]:
+    text = generate_latest(registry).decode()
+    samples: Samples = {}
+    types: dict[str, str] = {}
+    for family in text_string_to_metric_families(text):
+        types[family.name] = family.type
+        for s in family.samples:
+            samples[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return text, samples, types
+
+
+def value(samples: Samples, metric: str, /, **labels: str) -> float | None:
+    return samples.get((metric, tuple(sorted(labels.items()))))
+
+
+def fill(s: Sentinel, clock: FakeClock) -> None:
+    now = clock.now()
+    s.store.apply_events(
+        [
+            ev("worker-online", hostname=W1, freq=2.0),
+            ev("worker-heartbeat", hostname=W1, freq=2.0, active=1, processed=0),
+            ev("worker-heartbeat", hostname=W2, freq=2.0, active=3, processed=7),
+            # u1: sent -> received -> started 0.3 s later -> succeeded in 0.3 s
+            ev("task-sent", uuid="u1", name="app.add"),
+            ev("task-received", uuid="u1", name="app.add", hostname=W1),
+            ev("task-started", uuid="u1", hostname=W1, timestamp=T0 + 0.3),
+            ev("task-succeeded", uuid="u1", hostname=W1, timestamp=T0 + 0.6, runtime=0.3),
+            # u2: received -> started 20 s later -> failed after 45 s
+            ev("task-received", uuid="u2", name="app.add", hostname=W1),
+            ev("task-started", uuid="u2", hostname=W1, timestamp=T0 + 20),
+            ev("task-failed", uuid="u2", hostname=W1, timestamp=T0 + 65, runtime=45.0),
+            ev("task-sent", uuid="u3", name="app.mul"),
+            ev("task-retried", uuid="u4", name="app.mul", hostname=W1),
+            ev("worker-unknown-kind", hostname=W1),
+            {"type": "task-started", "uuid": ""},  # malformed
+        ],
+        now,
+    )
+    s.store.probe_ok("inspect", now - 5)
+    s.store.probe_ok("queues", now - 1)
+    s.store.set_queue_depths({"celery": (42, 2), "slow": (3, None)}, {}, now)
+    s.store.set_queue_depths({"fresh": (1, 1)}, {}, now)
+    s.store.set_queue_depths({}, {"fresh": "ResponseError: WRONGTYPE"}, now)
+
+
+def test_celery_task_counters_by_name(sentinel: Sentinel, clock: FakeClock, registry: Any) -> None:
+    fill(sentinel, clock)
+    _, samples, types = scrape(registry)
+
+    expected = {
+        "app.add": {"sent": 1, "received": 2, "started": 2, "succeeded": 1, "failed": 1},
+        "app.mul": {"sent": 1, "retried": 1},
+    }
+    for name, counts in expected.items():
+        for counter in COUNTERS:
+            family = f"celery_task_{counter}"
+            assert types[family] == "counter"
+            assert value(samples, f"{family}_total", name=name) == counts.get(counter, 0), (
+                family,
+                name,
+            )
+
+
+def test_celery_histograms_are_cumulative_with_sum(
+    sentinel: Sentinel, clock: FakeClock, registry: Any
+) -> None:
+    fill(sentinel, clock)
+    _, samples, types = scrape(registry)
+    assert types["celery_task_runtime"] == "histogram"
+    assert types["celery_task_queue_wait_time"] == "histogram"
+
+    def bucket(family: str, le: float | str) -> float | None:
+        le_text = "+Inf" if le == "+Inf" else str(float(le))
+        return value(samples, f"{family}_bucket", name="app.add", le=le_text)
+
+    # runtime: 0.3 s and 45 s
+    assert bucket("celery_task_runtime", 0.25) == 0
+    assert bucket("celery_task_runtime", 0.5) == 1
+    assert bucket("celery_task_runtime", 30) == 1
+    assert bucket("celery_task_runtime", 60) == 2
+    assert bucket("celery_task_runtime", "+Inf") == 2
+    assert value(samples, "celery_task_runtime_count", name="app.add") == 2
+    assert value(samples, "celery_task_runtime_sum", name="app.add") == pytest.approx(45.3)
+    # queue wait: 0.3 s (sent -> started) and 20 s (received -> started)
+    assert bucket("celery_task_queue_wait_time", 0.25) == 0
+    assert bucket("celery_task_queue_wait_time", 0.5) == 1
+    assert bucket("celery_task_queue_wait_time", 10) == 1
+    assert bucket("celery_task_queue_wait_time", 30) == 2
+    assert value(samples, "celery_task_queue_wait_time_sum", name="app.add") == pytest.approx(20.3)
+    buckets = [
+        k for k in samples if k[0] == "celery_task_runtime_bucket" and ("name", "app.add") in k[1]
+    ]
+    assert len(buckets) == len(HISTOGRAM_BOUNDS) + 1
+    # app.mul never ran: no latency series rather than an all-zero histogram
+    assert value(samples, "celery_task_runtime_count", name="app.mul") is None
+
+
+def test_workers_and_a_pruned_worker_disappears(
+    sentinel: Sentinel, clock: FakeClock, registry: Any
+) -> None:
+    fill(sentinel, clock)
+    _, samples, _ = scrape(registry)
+    assert value(samples, "celery_worker_up", hostname=W1) == 1
+    assert value(samples, "celery_worker_up", hostname=W2) == 1
+    assert value(samples, "celery_worker_tasks_active", hostname=W2) == 3
+
+    # w1 keeps beating; w2 stops: dead after 2 x freq, still listed (as 0) until pruned
+    clock.advance(10)
+    beat = ev("worker-heartbeat", hostname=W1, freq=2.0, active=0, processed=1)
+    sentinel.store.apply_events([beat], clock.now())
+    _, samples, _ = scrape(registry)
+    assert value(samples, "celery_worker_up", hostname=W2) == 0
+    assert value(samples, "celery_worker_tasks_active", hostname=W2) == 0
+    assert value(samples, "celery_worker_up", hostname=W1) == 1
+
+    clock.advance(61)
+    sentinel.store.apply_events([beat], clock.now())
+    sentinel.store.prune(clock.now())
+    text, samples, _ = scrape(registry)
+    assert W2 not in text
+    assert value(samples, "celery_worker_up", hostname=W1) == 1
+
+
+def test_queue_length_skips_a_failed_probe(
+    sentinel: Sentinel, clock: FakeClock, registry: Any
+) -> None:
+    fill(sentinel, clock)
+    _, samples, _ = scrape(registry)
+    assert value(samples, "celery_queue_length", queue_name="celery") == 42
+    assert value(samples, "celery_queue_length", queue_name="slow") == 3
+    # a queue whose last probe failed has unknown depth: no sample, never a 0
+    assert value(samples, "celery_queue_length", queue_name="fresh") is None
+
+
+def test_self_metrics(sentinel: Sentinel, clock: FakeClock, registry: Any) -> None:
+    fill(sentinel, clock)
+    sentinel.book.tick(sentinel.config.rules, sentinel.store, clock.now())
+    sentinel.book.last_duration = 0.25
+    assert sentinel.sender is not None
+    sentinel.sender.outcomes[("hook", "retry")] += 2
+    _, samples, types = scrape(registry)
+
+    assert types["sentinel_events"] == "counter"
+    assert value(samples, "sentinel_events_total", type="task-received") == 2
+    assert value(samples, "sentinel_events_total", type="worker-heartbeat") == 2
+    assert value(samples, "sentinel_events_total", type="other") == 1
+    assert value(samples, "sentinel_events_dropped_total", reason="malformed") == 1
+    assert value(samples, "sentinel_events_dropped_total", reason="worker_cap") == 0
+
+    # NoLiveWorkers (2 live < 5, for 0s) fires; QueueBacklog on celery (42 > 10, for 5m) pends
+    assert value(samples, "sentinel_alerts", state="firing") == 1
+    assert value(samples, "sentinel_alerts", state="pending") == 1
+    assert value(samples, "sentinel_rule_evaluation_seconds") == 0.25
+    assert value(samples, "sentinel_rule_errors_total") == 0
+
+    assert value(samples, "sentinel_notifications_total", channel="hook", outcome="retry") == 2
+    # every configured channel's outcomes exist from the start, at 0
+    assert value(samples, "sentinel_notifications_total", channel="hook", outcome="failed") == 0
+    assert value(samples, "sentinel_outbox_pending") == 0
+
+    ts = "sentinel_last_collection_timestamp_seconds"
+    assert value(samples, ts, source="events") == T0
+    assert value(samples, ts, source="inspect") == T0 - 5
+    assert value(samples, ts, source="queues") == T0 - 1
+
+
+def test_nothing_collected_yet(sentinel: Sentinel, registry: Any) -> None:
+    text, samples, _ = scrape(registry)
+    assert "celery_worker_up{" not in text
+    assert "sentinel_last_collection_timestamp_seconds{" not in text
+    assert value(samples, "sentinel_alerts", state="firing") == 0
+
+
+def test_a_second_collector_with_the_same_names_is_refused(sentinel: Sentinel) -> None:
+    registry = CollectorRegistry()
+    registry.register(SentinelCollector(sentinel))
+    with pytest.raises(ValueError, match="Duplicated timeseries"):
+        registry.register(SentinelCollector(sentinel))
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool is not installed")
+def test_promtool_accepts_the_exposition(
+    sentinel: Sentinel, clock: FakeClock, registry: Any
+) -> None:
+    fill(sentinel, clock)
+    sentinel.book.tick(sentinel.config.rules, sentinel.store, clock.now())
+    text, _, _ = scrape(registry)
+    result = subprocess.run(
+        ["promtool", "check", "metrics"], input=text, capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
