@@ -40,14 +40,17 @@ class Inhibitor:
         ]
 
     def muted_by(self, labels: Mapping[str, str], now: float) -> list[str]:
-        fingerprint = getattr(labels, "fingerprint", None)
         out: list[str] = []
         for rule, sources in self._sources:
             if not sources or not all(m.matches(labels) for m in rule.target):
                 continue
+            # As Alertmanager (excludeTwoSidedMatch): a target that matches the source side
+            # too is not inhibited by sources that match the target side, so an alert never
+            # inhibits itself and two such alerts never mute each other.
+            two_sided = all(m.matches(labels) for m in rule.source)
             for source in sources:
-                if source.fingerprint == fingerprint:
-                    continue  # an alert never inhibits itself
+                if two_sided and all(m.matches(source.labels) for m in rule.target):
+                    continue
                 if all(source.labels.get(k, "") == labels.get(k, "") for k in rule.equal):
                     out.append(source.fingerprint)
                     break
