@@ -43,6 +43,7 @@ class EventCollector:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
+        self.connected.clear()
 
     def _run(self) -> None:
         backoff = Backoff(base=0.5, cap=60.0)

@@ -112,6 +112,13 @@ class Dispatcher:
 
     def _flush(self, group: Group, alerts: list[Alert], now: float) -> int:
         audible = [a for a in alerts if not self.mute(a, now)]
+        if not audible:
+            # Everything is muted: say nothing (withdraw a page still queued) and leave the log
+            # alone, as Alertmanager does, so the end of a silence is not a brand-new page.
+            with self.db.transaction() as conn:
+                for channel in group.route.channels:
+                    Outbox.cancel(conn, group.key, channel)
+            return 0
         firing = [a for a in audible if a.state is State.FIRING]
         resolved = [a for a in audible if a.state is State.RESOLVED]
         firing_fps = frozenset(a.fingerprint for a in firing)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import Counter
 from collections.abc import Mapping
 from typing import Any
@@ -52,6 +53,10 @@ class Sender:
         self._threads: dict[str, threading.Thread] = {}
         self._lock = threading.Lock()
 
+    def _count(self, channel: str, outcome: str) -> None:
+        with self._lock:
+            self.outcomes[(channel, outcome)] += 1
+
     def notifier(self, channel: str) -> Notifier:
         with self._lock:
             if channel not in self.notifiers:
@@ -91,9 +96,9 @@ class Sender:
         """Let in-flight sends finish (bounded), then return; queued rows stay for next start."""
         self._stop.set()
         self.wake()
-        deadline = self.clock.now() + timeout
+        deadline = time.monotonic() + timeout
         for thread in self._threads.values():
-            thread.join(max(0.1, deadline - self.clock.now()))
+            thread.join(max(0.1, deadline - time.monotonic()))
 
     def _run(self, channel: str) -> None:
         wake = self._wake[channel]
@@ -134,7 +139,7 @@ class Sender:
                 row.channel,
             )
             self.outbox.give_up(row, "channel removed")
-            self.outcomes[(row.channel, "dropped")] += 1
+            self._count(row.channel, "dropped")
             return 0
         last = self.nflog.get(row.group_key, row.channel)
         alerts = row.alerts
@@ -159,7 +164,7 @@ class Sender:
         except Retryable as e:
             delay = retry_delay(row.attempts, e.retry_after, Backoff(RETRY_BASE, RETRY_CAP))
             self.outbox.retry_later(row, e.detail, self.clock.now() + delay)
-            self.outcomes[(row.channel, "retry")] += 1
+            self._count(row.channel, "retry")
             log.warning(
                 "notification to %s for %s failed (attempt %d), retrying in %.1fs: %s",
                 row.channel,
@@ -177,7 +182,7 @@ class Sender:
             return 0
         except Permanent as e:
             self.outbox.give_up(row, e.detail)
-            self.outcomes[(row.channel, "failed")] += 1
+            self._count(row.channel, "failed")
             log.error(
                 "notification to %s for %s FAILED PERMANENTLY, not retrying: %s",
                 row.channel,
@@ -194,7 +199,7 @@ class Sender:
         except Exception as e:  # a bug in a channel: keep the page, retry with backoff
             delay = retry_delay(row.attempts, None, Backoff(RETRY_BASE, RETRY_CAP))
             self.outbox.retry_later(row, f"{type(e).__name__}: {e}", self.clock.now() + delay)
-            self.outcomes[(row.channel, "retry")] += 1
+            self._count(row.channel, "retry")
             log.exception(
                 "notification to %s for %s raised unexpectedly; retrying in %.1fs",
                 row.channel,
@@ -203,7 +208,7 @@ class Sender:
             )
             return 0
         self.outbox.delivered(row, dict(memo or {}), self.clock.now())
-        self.outcomes[(row.channel, "success")] += 1
+        self._count(row.channel, "success")
         log.info(
             "notification sent to %s: %s %s (%d firing, %d resolved, %s)",
             row.channel,

@@ -8,7 +8,7 @@ import threading
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any, Protocol
 
@@ -47,8 +47,9 @@ class Matcher:
             raise ValueError("matcher name must be a non-empty string")
         if not isinstance(value, str):
             raise ValueError(f"matcher {name}: value must be a string")
-        is_regex = bool(body.get("isRegex", False))
-        is_equal = bool(body.get("isEqual", True))
+        is_regex, is_equal = body.get("isRegex", False), body.get("isEqual", True)
+        if not isinstance(is_regex, bool) or not isinstance(is_equal, bool):
+            raise ValueError(f"matcher {name}: isRegex and isEqual must be true or false")
         if is_regex:
             try:
                 _regex(value)
@@ -161,9 +162,12 @@ def _time(value: Any, name: str, default: float | None) -> float:
     if not isinstance(value, str):
         raise ValueError(f"{name} must be an RFC 3339 timestamp")
     try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         raise ValueError(f"{name}: {value!r} is not an RFC 3339 timestamp") from None
+    if parsed.tzinfo is None:  # RFC 3339 requires an offset; read a missing one as UTC
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.timestamp()
 
 
 class Silencer:

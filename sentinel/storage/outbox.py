@@ -136,17 +136,21 @@ class Outbox:
                 row.channel,
                 row.firing,
                 row.resolved,
-                now,
+                # The decision's time, as Alertmanager logs its flush time: measuring the
+                # repeat interval from delivery would push each reminder a flush later.
+                min(now, row.created_at),
                 {k: str(v) for k, v in memo.items()},
             )
             conn.execute("DELETE FROM outbox WHERE id = ? AND version = ?", (row.id, row.version))
 
     def retry_later(self, row: OutboxRow, error: str, next_attempt_at: float) -> None:
         with self.db.transaction() as conn:
+            # A newer decision written while this one was in flight goes out at once,
+            # without inheriting the stale attempt's backoff.
             conn.execute(
                 "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?"
-                " WHERE id = ?",
-                (next_attempt_at, error, row.id),
+                " WHERE id = ? AND version = ?",
+                (next_attempt_at, error, row.id, row.version),
             )
 
     def give_up(self, row: OutboxRow, error: str) -> None:

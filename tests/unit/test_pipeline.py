@@ -581,3 +581,19 @@ def test_an_identical_decision_in_flight_is_not_sent_twice(h: Harness) -> None:
     assert len(h.new()) == 1
     assert h.rows() == []
     assert h.run(GROUP_WAIT + GROUP_INTERVAL + 15, 3600, [a]) == []
+
+
+def test_end_of_a_silence_is_not_a_new_page(h: Harness) -> None:
+    a = firing(queue="celery")
+    [page] = h.run(0, GROUP_WAIT, [a])
+    assert page.status == "firing"
+    s = silence(h, ("queue", "celery"), at=GROUP_WAIT + 1)
+    # While muted nothing is said, and the log still knows the channel was paged.
+    assert h.run(GROUP_WAIT + 15, 3000, [a]) == []
+    assert h.log(page) is not None and h.log(page).firing == fps(a)
+    h.silencer.expire(s.id, T0 + 3001)
+    # Still firing, same alert, well within repeat_interval: no page.
+    assert h.run(3015, 6000, [a]) == []
+    # The reminder comes on the repeat schedule of the original page.
+    [reminder] = h.run(6015, REPEAT + GROUP_WAIT + GROUP_INTERVAL, [a])
+    assert reminder.alerts == (a,)
