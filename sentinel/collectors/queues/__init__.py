@@ -19,6 +19,7 @@ PROBES = {
     "amqp": "sentinel.collectors.queues.rabbitmq:RabbitMQQueueProbe",
     "amqps": "sentinel.collectors.queues.rabbitmq:RabbitMQQueueProbe",
     "pyamqp": "sentinel.collectors.queues.rabbitmq:RabbitMQQueueProbe",
+    "filesystem": "sentinel.collectors.queues.filesystem:FilesystemQueueProbe",
 }
 
 
