@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from sentinel import __version__, logs
+from sentinel import __version__, logs, silence_cli
 from sentinel.config import Config, ConfigError, default_path, load
 from sentinel.model import Labels
 from sentinel.units import format_duration
@@ -57,6 +57,7 @@ def _parser() -> argparse.ArgumentParser:
         help="send a test alert (firing, then resolved) through one channel",
     )
     nt.add_argument("channel", help="a channel name from the config's `channels:`")
+    silence_cli.add_parser(sub, common)
     demo = sub.add_parser(
         "demo",
         parents=[common],
@@ -249,6 +250,7 @@ COMMANDS = {
     "eval": cmd_eval,
     "notify-test": cmd_notify_test,
     "demo": cmd_demo,
+    "silence": silence_cli.run,
 }
 
 
