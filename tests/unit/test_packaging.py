@@ -1,0 +1,85 @@
+"""The deployment files say what they mean: checked by parsing them, and by running the
+entrypoint's exact argv (no Docker engine here) and systemd's own verifier where present."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sentinel.cli import _parser
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _instruction(name: str) -> str:
+    text = (ROOT / "Dockerfile").read_text()
+    match = re.search(rf"^{name}\s+(.*)$", text, re.MULTILINE)
+    assert match, f"Dockerfile has no {name}"
+    return match.group(1)
+
+
+def test_dockerfile_uses_exec_form_so_signals_reach_the_daemon() -> None:
+    entrypoint = json.loads(_instruction("ENTRYPOINT"))
+    cmd = json.loads(_instruction("CMD"))
+    assert entrypoint == ["sentinel"]
+    args = _parser().parse_args(cmd)
+    assert args.command == "run" and args.log_format == "json"
+
+
+def test_dockerfile_runs_as_a_non_root_user_with_a_state_volume_and_healthcheck() -> None:
+    assert _instruction("USER") not in ("root", "0")
+    assert "/var/lib/sentinel" in _instruction("VOLUME")
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert re.search(r"^HEALTHCHECK [^\n]*\\\n\s*CMD .*/healthz", dockerfile, re.MULTILINE)
+    assert "SENTINEL_CONFIG=/etc/sentinel/rules.yaml" in (ROOT / "Dockerfile").read_text()
+
+
+def test_the_container_entrypoint_validates_the_shipped_config(tmp_path: Path) -> None:
+    # What the image runs, minus Docker: the console script on the config the image ships.
+    env = {
+        "SENTINEL_CONFIG": str(ROOT / "rules.example.yaml"),
+        "PATH": str(Path(sys.executable).parent),
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "sentinel", "check"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_systemd_unit_reloads_with_hup_and_is_hardened() -> None:
+    unit = (ROOT / "systemd" / "sentinel.service").read_text()
+    for line in (
+        "ExecReload=/bin/kill -HUP $MAINPID",
+        "Restart=on-failure",
+        "NoNewPrivileges=yes",
+        "ProtectSystem=strict",
+        "StateDirectory=sentinel",
+    ):
+        assert line in unit
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze not here")
+def test_systemd_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
+    sentinel_bin = Path(sys.executable).parent / "sentinel"
+    unit = (ROOT / "systemd" / "sentinel.service").read_text()
+    unit = unit.replace("/opt/sentinel/bin/sentinel", str(sentinel_bin))
+    path = tmp_path / "sentinel.service"
+    path.write_text(unit)
+    result = subprocess.run(
+        ["systemd-analyze", "verify", str(path)], capture_output=True, text=True, timeout=60
+    )
+    problems = [
+        line for line in (result.stdout + result.stderr).splitlines() if "sentinel.service" in line
+    ]
+    assert not problems, problems
