@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import jinja2
 import yaml
 from pydantic import (
     BaseModel,
@@ -35,6 +36,14 @@ Globs = tuple[str, ...]
 SECRET_KEYS = frozenset({"token", "routing_key", "password", "url"})
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+
+def _check_template(source: str, what: str) -> None:
+    """Reject a Jinja2 syntax error at load time rather than sending it to a channel."""
+    try:
+        jinja2.Environment().parse(source)
+    except jinja2.TemplateSyntaxError as e:
+        raise ValueError(f"{what}: invalid Jinja2 (line {e.lineno}): {e.message}") from None
 
 
 class ConfigError(Exception):
@@ -145,6 +154,13 @@ class RuleBase(Strict):
                 raise ValueError(f"label name {key!r} must match {_NAME}")
             if key in ("alertname", "severity"):
                 raise ValueError(f"label {key!r} is set by sentinel and cannot be overridden")
+        return v
+
+    @field_validator("summary", "description")
+    @classmethod
+    def _template(cls, v: str | None) -> str | None:
+        if v is not None:
+            _check_template(v, "template")
         return v
 
     def describe(self) -> str:
@@ -311,6 +327,20 @@ class ChannelBase(Strict):
     templates: dict[str, str] = Field(default_factory=dict)  # per-channel Jinja2 overrides
     timeout: Duration = 10.0
 
+    @field_validator("timeout")
+    @classmethod
+    def _timeout(cls, v: float) -> float:
+        if v <= 0:
+            raise ValueError("must be > 0")
+        return v
+
+    @field_validator("templates")
+    @classmethod
+    def _templates(cls, v: dict[str, str]) -> dict[str, str]:
+        for name, source in v.items():
+            _check_template(source, f"templates.{name}")
+        return v
+
     def describe(self) -> str:
         return ""
 
@@ -339,12 +369,19 @@ class EmailChannel(ChannelBase):
     type: Literal["email"]
     host: str
     port: int = Field(587, gt=0, lt=65536)
-    starttls: bool = True
+    starttls: bool = True  # defaults to false when ssl is true
     ssl: bool = False
     username: str | None = None
     password: SecretStr | None = None
     from_: str = Field(alias="from")
     to: tuple[str, ...] = Field(min_length=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _starttls_default(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "starttls" not in data and data.get("ssl") is True:
+            return {**data, "starttls": False}
+        return data
 
     @model_validator(mode="after")
     def _tls(self) -> EmailChannel:
@@ -368,6 +405,8 @@ class WebhookChannel(ChannelBase):
     def _body(self) -> WebhookChannel:
         if self.format == "template" and not self.body:
             raise ValueError("format: template needs a body")
+        if self.body:
+            _check_template(self.body, "body")
         return self
 
     def describe(self) -> str:

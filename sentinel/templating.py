@@ -46,5 +46,5 @@ def compile_template(source: str) -> jinja2.Template:
 def render(source: str, context: dict[str, Any]) -> str:
     try:
         return compile_template(source).render(context)
-    except jinja2.TemplateError as e:
-        return f"[template error: {e}] {source}"
+    except Exception as e:  # a user's template must never stop an evaluation or a page
+        return f"[template error: {type(e).__name__}: {e}] {source}"

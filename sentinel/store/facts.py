@@ -410,8 +410,13 @@ class FactStore:
                 q.depth, q.consumers, q.at, q.error = depth, consumers, now, None
             for name, error in errors.items():
                 q = self.queues.get(name)
-                if q is not None:
-                    q.depth, q.consumers, q.at, q.error = None, None, now, error
+                if q is None:
+                    # A queue never read yet still shows up, as "depth unknown", not as absent.
+                    if len(self.queues) >= self.max_queues:
+                        self.drops.queues += 1
+                        continue
+                    q = self.queues[name] = QueueDepth(name, None, None, now)
+                q.depth, q.consumers, q.at, q.error = None, None, now, error
 
     def set_inspect(
         self,

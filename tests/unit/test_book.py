@@ -226,7 +226,8 @@ def test_annotations_rendered(h: Harness) -> None:
             "down for 2m: R warning",
         ),
         (
-            "- {name: R, kind: no_live_workers, min_workers: 3, summary: '{{ unclosed'}",
+            # Syntax errors are rejected by the config; a runtime error must not break a tick.
+            "- {name: R, kind: no_live_workers, min_workers: 3, summary: '{{ value // 0 }}'}",
             "[template error",
         ),
     ],

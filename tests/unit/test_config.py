@@ -500,3 +500,47 @@ def test_config_is_frozen() -> None:
     config = parse("rules:\n  - {name: A, kind: no_live_workers}", {})
     with pytest.raises(ValueError):
         config.rules[0].name = "B"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("snippet", "path"),
+    [
+        (
+            "rules:\n  - {name: A, kind: no_live_workers, summary: '{{ value '}\n",
+            "rules[0].summary",
+        ),
+        (
+            "rules:\n  - {name: A, kind: no_live_workers, description: '{% if %}'}\n",
+            "rules[0].description",
+        ),
+        (
+            "channels:\n  w: {type: webhook, url: 'http://x', format: template,"
+            " body: '{% for %}'}\n",
+            "channels.w",
+        ),
+        (
+            "channels:\n  s: {type: slack, token: t, channel: c, templates: {title: '{{ x'}}\n",
+            "channels.s.templates",
+        ),
+    ],
+)
+def test_jinja_syntax_errors_are_config_errors(snippet: str, path: str) -> None:
+    with pytest.raises(ConfigError) as e:
+        parse(snippet, env={})
+    assert any(line.startswith(path) and "invalid Jinja2" in line for line in e.value.errors), (
+        e.value.errors
+    )
+
+
+def test_email_ssl_alone_implies_no_starttls() -> None:
+    config = parse(
+        "channels:\n  m: {type: email, host: h, port: 465, ssl: true, from: a@b, to: [c@d]}\n",
+        env={},
+    )
+    assert config.channels["m"].ssl and not config.channels["m"].starttls
+
+
+def test_channel_timeout_must_be_positive() -> None:
+    with pytest.raises(ConfigError) as e:
+        parse("channels:\n  l: {type: log, timeout: 0}\n", env={})
+    assert "channels.l.timeout: must be > 0" in e.value.errors
