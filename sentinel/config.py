@@ -253,8 +253,20 @@ class TaskLatencyRule(RuleBase):
         )
 
 
+class BrokerUnreachableRule(RuleBase):
+    kind: Literal["broker_unreachable"]
+
+    def describe(self) -> str:
+        return "the broker cannot be reached (events, inspect or queue depth probe failing)"
+
+
 RuleSpec = Annotated[
-    NoLiveWorkersRule | QueueBacklogRule | FailureRateRule | IdleWorkerRule | TaskLatencyRule,
+    NoLiveWorkersRule
+    | QueueBacklogRule
+    | FailureRateRule
+    | IdleWorkerRule
+    | TaskLatencyRule
+    | BrokerUnreachableRule,
     Field(discriminator="kind"),
 ]
 

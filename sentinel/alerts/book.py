@@ -34,6 +34,7 @@ DEFAULT_SUMMARIES = {
     "failure_rate": "Task {{ labels.task }} failed {{ value|percent }} of runs over {{ window }}"
     " (threshold {{ threshold|percent }})",
     "idle_worker": "Worker {{ labels.worker }} has started no task for {{ value|duration }}",
+    "broker_unreachable": "sentinel cannot reach the Celery broker (for {{ value|duration }})",
     "task_latency": "Task {{ labels.task }} p{{ percentile }} {{ measure }} is {{ value|duration }}"
     " over {{ window }} (threshold {{ threshold|duration }})",
 }

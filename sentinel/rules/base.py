@@ -20,6 +20,7 @@ RULES = {
     "failure_rate": "sentinel.rules.failure_rate:evaluate",
     "idle_worker": "sentinel.rules.idle_worker:evaluate",
     "task_latency": "sentinel.rules.task_latency:evaluate",
+    "broker_unreachable": "sentinel.rules.broker_unreachable:evaluate",
 }
 
 Evaluate = Callable[[Any, FactStore, float], list[Sample]]

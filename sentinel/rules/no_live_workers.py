@@ -9,19 +9,27 @@ from sentinel.store.facts import FactStore
 def evaluate(rule: NoLiveWorkersRule, store: FactStore, now: float) -> list[Sample]:
     """One cluster-wide sample: the number of live workers against min_workers.
 
-    With no evidence at all yet (no heartbeat, no ping answer, no probe run) there is nothing
-    to say, so the alert neither fires nor resolves until the first inspect or event arrives.
+    Too few live workers is only a verdict when sentinel can see: with no evidence at all yet
+    (no heartbeat, no ping answer, no probe run), or with both the event stream and inspect
+    failing (the broker is down, so silence proves nothing; BrokerUnreachable covers that),
+    the alert neither fires nor resolves.
     """
     live = sum(
         1 for w in store.workers.values() if matches(w.hostname, rule.workers) and w.alive(now)
     )
     inspect = store.probes.get("inspect")
     events = store.probes.get("events")
-    informed = (
-        store.workers
-        or (inspect is not None and inspect.ok)
-        or (events is not None and events.ok and store.last_event_at is not None)
+    inspect_ok = inspect is not None and inspect.ok
+    events_ok = events is not None and events.ok
+    informed = store.workers or inspect_ok or (events_ok and store.last_event_at is not None)
+    # The stream is down and no ping round since then can vouch for anything either.
+    blind = (
+        events is not None
+        and not events.ok
+        and not (inspect_ok and (inspect.ok_at or 0.0) >= (events.error_at or 0.0))  # type: ignore[union-attr]
     )
-    if not informed:
-        return [Sample({}, float(live), float(rule.min_workers), None)]
-    return [Sample({}, float(live), float(rule.min_workers), live < rule.min_workers)]
+    if live >= rule.min_workers:
+        verdict: bool | None = False if informed else None
+    else:
+        verdict = None if (not informed or blind) else True
+    return [Sample({}, float(live), float(rule.min_workers), verdict)]

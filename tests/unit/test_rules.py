@@ -77,6 +77,7 @@ def test_every_kind_is_registered() -> None:
         "failure_rate",
         "idle_worker",
         "task_latency",
+        "broker_unreachable",
     }
     for kind in RULES:
         assert callable(evaluator(kind))
@@ -427,3 +428,68 @@ def test_task_latency_window() -> None:
     [sample] = run(latency(measure="runtime", window=600.0), store, clock.now())
     assert sample.value == pytest.approx(60.0, rel=0.01)
     assert sample.active is True
+
+
+# --- broker_unreachable ------------------------------------------------------------------
+
+
+def broker_rule() -> Any:
+    from sentinel.config import BrokerUnreachableRule
+
+    return BrokerUnreachableRule(name="BrokerDown", kind="broker_unreachable")
+
+
+def test_broker_unreachable_unknown_before_any_probe() -> None:
+    [s] = run(broker_rule(), FactStore(), T0)
+    assert s.active is None
+
+
+def test_broker_unreachable_inactive_while_probes_succeed() -> None:
+    store = FactStore()
+    store.probe_ok("events", T0)
+    store.probe_ok("inspect", T0)
+    [s] = run(broker_rule(), store, T0 + 1)
+    assert s.active is False and s.value == 0
+
+
+def test_broker_unreachable_fires_with_time_since_the_last_success() -> None:
+    store = FactStore()
+    store.probe_ok("events", T0)
+    store.probe_ok("inspect", T0)
+    store.probe_failed("inspect", "ConnectionError: refused", T0 + 10)
+    [s] = run(broker_rule(), store, T0 + 30)
+    assert s.active is True and s.value == 30
+    store.probe_ok("inspect", T0 + 40)
+    [s] = run(broker_rule(), store, T0 + 41)
+    assert s.active is False
+
+
+def test_broker_unreachable_from_start_counts_from_the_first_failure() -> None:
+    store = FactStore()
+    store.probe_failed("events", "OperationalError", T0)
+    [s] = run(broker_rule(), store, T0 + 12)
+    assert s.active is True and s.value == 12
+
+
+def test_no_live_workers_holds_while_the_broker_is_unreachable() -> None:
+    # Heartbeats stop because the broker is down, not because workers died: no verdict.
+    store = FactStore()
+    store.probe_ok("events", T0)
+    store.probe_ok("inspect", T0)
+    store.apply_event(heartbeat("w1@h"), T0)
+    store.probe_failed("events", "ConnectionError", T0 + 1)
+    store.probe_failed("inspect", "ConnectionError", T0 + 1)
+    [sample] = run(nlw(), store, T0 + 10)
+    assert sample.value == 0.0 and sample.active is None
+    # Inspect answering again (nobody pinged back) is evidence once more.
+    store.probe_ok("inspect", T0 + 11)
+    assert run(nlw(), store, T0 + 12)[0].active is True
+
+
+def test_no_live_workers_a_ping_round_older_than_the_outage_is_no_evidence() -> None:
+    store = FactStore()
+    store.probe_ok("inspect", T0)  # last round before the stream dropped
+    store.probe_ok("events", T0)
+    store.apply_event(heartbeat("w1@h"), T0)
+    store.probe_failed("events", "ConnectionError", T0 + 1)
+    assert run(nlw(), store, T0 + 10)[0].active is None

@@ -1,0 +1,140 @@
+"""Kill the broker and bring it back: sentinel notices (BrokerUnreachable fires, other rules
+hold rather than guess), reconnects on its own, and events flow again. A private redis-server
+on a free port, so the shared one is never touched."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from celery import Celery
+
+from sentinel.app import Sentinel
+from sentinel.model import State
+from tests.conftest import Broker, Worker, wait_for
+from tests.integration.harness import config_for, firing, wait_firing, wait_live_workers
+
+pytestmark = pytest.mark.integration
+
+
+class RedisServer:
+    def __init__(self, tmp_path: Path) -> None:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.dir = tmp_path
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.dir),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+        def up() -> bool:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    return True
+            except OSError:
+                return False
+
+        wait_for(up, 15, message="private redis-server up")
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed")
+    server = RedisServer(tmp_path)
+    server.start()
+    yield server
+    server.kill()
+
+
+def test_broker_restart_is_noticed_and_events_resume(redis_server, tmp_path):
+    broker = Broker("redis", f"redis://127.0.0.1:{redis_server.port}/0", "outage-q")
+    worker = Worker(broker, "outage", broker.queue, tmp_path)
+    sentinel: Sentinel | None = None
+    try:
+        worker.wait_ready()
+        sentinel = Sentinel(
+            config_for(
+                broker,
+                tmp_path,
+                """
+            - name: BrokerUnreachable
+              kind: broker_unreachable
+              severity: critical
+            - name: NoLiveWorkers
+              kind: no_live_workers
+        """,
+            )
+        )
+        sentinel.start()
+        wait_live_workers(sentinel, 1)
+        assert not firing(sentinel, "BrokerUnreachable")
+
+        redis_server.kill()
+        alert = wait_firing(sentinel, "BrokerUnreachable", timeout=30)
+        assert alert.labels["severity"] == "critical"
+        reconnects = sentinel.events.reconnects
+
+        redis_server.start()
+        wait_for(
+            lambda: sentinel.events.connected.is_set() and sentinel.events.reconnects > reconnects,
+            60,
+            message="event stream back",
+        )
+        beats = sentinel.store.events_by_type["worker-heartbeat"]
+        wait_for(
+            lambda: sentinel.store.events_by_type["worker-heartbeat"] > beats + 2,
+            60,
+            message="heartbeats flowing again",
+        )
+        producer = Celery(broker=broker.url, set_as_current=False)
+        producer.conf.task_default_queue = broker.queue
+        done = sentinel.store.events_by_type["task-succeeded"]
+
+        def task_seen() -> bool:
+            producer.send_task("tests.add", args=(1, 1))
+            return sentinel.store.events_by_type["task-succeeded"] > done
+
+        wait_for(task_seen, 60, interval=1.0, message="task events after the restart")
+        producer.close()
+        wait_for(
+            lambda: all(
+                a.state is State.RESOLVED
+                for a in sentinel.book.alerts.values()
+                if a.rule == "BrokerUnreachable"
+            ),
+            30,
+            message="broker alert resolved",
+        )
+        # Heartbeats stopped because the broker did, not the worker: no false NoLiveWorkers.
+        assert not [a for a in sentinel.book.alerts.values() if a.rule == "NoLiveWorkers"]
+    finally:
+        if sentinel is not None:
+            sentinel.stop()
+        worker.stop()
