@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import logging
 import signal
 import sys
@@ -88,11 +89,11 @@ def cmd_check(args: argparse.Namespace) -> int:
     for rule in config.rules:
         extra = f" for {format_duration(rule.for_)}" if rule.for_ else ""
         print(
-            f"rule    {rule.name:<24} {rule.kind:<16} {rule.severity.value:<8} "
+            f"rule    {rule.name:<24} {rule.kind:<18} {rule.severity.value:<8} "
             f"{rule.describe()}{extra}"
         )
     for name, channel in config.channels.items():
-        print(f"channel {name:<24} {channel.type:<16} {channel.describe()}")
+        print(f"channel {name:<24} {channel.type:<18} {channel.describe()}")
     return 0
 
 
@@ -257,4 +258,8 @@ COMMANDS = {
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logs.setup(args.log_level, args.log_format)
-    return COMMANDS[args.command](args)
+    try:
+        return COMMANDS[args.command](args)
+    except BrokenPipeError:  # `sentinel check | head`: the reader left, nothing to report
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0

@@ -19,15 +19,12 @@ def evaluate(rule: NoLiveWorkersRule, store: FactStore, now: float) -> list[Samp
     )
     inspect = store.probes.get("inspect")
     events = store.probes.get("events")
-    inspect_ok = inspect is not None and inspect.ok
+    inspect_ok = inspect is not None and inspect.ok and inspect.ok_at is not None
     events_ok = events is not None and events.ok
     informed = store.workers or inspect_ok or (events_ok and store.last_event_at is not None)
     # The stream is down and no ping round since then can vouch for anything either.
-    blind = (
-        events is not None
-        and not events.ok
-        and not (inspect_ok and (inspect.ok_at or 0.0) >= (events.error_at or 0.0))  # type: ignore[union-attr]
-    )
+    pinged_since = inspect_ok and events is not None and inspect.ok_at >= (events.error_at or 0.0)
+    blind = events is not None and not events.ok and not pinged_since
     if live >= rule.min_workers:
         verdict: bool | None = False if informed else None
     else:
