@@ -72,18 +72,22 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _load(path: str | None) -> Config:
-    return load(path or default_path())
-
-
-def cmd_check(args: argparse.Namespace) -> int:
+def _load(args: argparse.Namespace) -> Config | None:
+    """The config named by -c (or the default), or None after printing every error."""
     path = args.config or default_path()
     try:
-        config = load(path)
+        return load(path)
     except ConfigError as e:
         print(f"{path}: invalid configuration ({len(e.errors)} error(s))", file=sys.stderr)
         for line in e.errors:
             print(f"  {line}", file=sys.stderr)
+        return None
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    path = args.config or default_path()
+    config = _load(args)
+    if config is None:
         return 1
     print(f"{path}: ok ({len(config.rules)} rule(s), {len(config.channels)} channel(s))")
     for rule in config.rules:
@@ -100,11 +104,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from sentinel.app import Sentinel
 
-    try:
-        config = _load(args.config)
-    except ConfigError as e:
-        for line in e.errors:
-            log.error("config: %s", line)
+    config = _load(args)
+    if config is None:
         return 1
     path = args.config or default_path()
     sentinel = Sentinel(config)
@@ -147,11 +148,8 @@ def _reload(sentinel: Any, path: str) -> None:
 def cmd_eval(args: argparse.Namespace) -> int:
     from sentinel.app import Sentinel
 
-    try:
-        config = _load(args.config)
-    except ConfigError as e:
-        for line in e.errors:
-            print(f"config: {line}", file=sys.stderr)
+    config = _load(args)
+    if config is None:
         return 1
     sentinel = Sentinel(config, persist=False)
     sentinel.events.start()
@@ -211,11 +209,8 @@ def cmd_notify_test(args: argparse.Namespace) -> int:
     from sentinel.notifiers.base import NotifyError, build
     from sentinel.notifiers.testalert import test_notifications
 
-    try:
-        config = _load(args.config)
-    except ConfigError as e:
-        for line in e.errors:
-            print(f"config: {line}", file=sys.stderr)
+    config = _load(args)
+    if config is None:
         return 1
     channel = config.channels.get(args.channel)
     if channel is None:

@@ -47,17 +47,12 @@ class AlertRepo:
     def load(self) -> dict[str, Alert]:
         alerts = {}
         for row in self.db.query("SELECT * FROM alerts"):
-            alert = Alert(
-                rule=row["rule"],
-                labels=Labels(json.loads(row["labels"])),
-                annotations=json.loads(row["annotations"]),
-                state=State(row["state"]),
-                active_at=row["active_at"],
-                value=row["value"],
-                threshold=row["threshold"],
-                fired_at=row["fired_at"],
-                resolved_at=row["resolved_at"],
-                updated_at=row["updated_at"],
+            alert = alert_from_dict(
+                {
+                    **dict(row),
+                    "labels": json.loads(row["labels"]),
+                    "annotations": json.loads(row["annotations"]),
+                }
             )
             alerts[alert.fingerprint] = alert
         return alerts
