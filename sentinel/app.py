@@ -14,6 +14,7 @@ from celery import Celery
 from sentinel.alerts.book import AlertBook, Row, Transition
 from sentinel.clock import Clock, SystemClock
 from sentinel.collectors.events import EventCollector
+from sentinel.collectors.filesystem_transport import transport_for
 from sentinel.collectors.inspect import InspectCollector
 from sentinel.collectors.queues import QueueCollector, probe_for
 from sentinel.config import Config
@@ -34,6 +35,7 @@ log = logging.getLogger("sentinel")
 def celery_app(config: Config) -> Celery:
     app = Celery("sentinel", broker=config.celery.broker_url, set_as_current=False)
     app.conf.update(
+        broker_transport=transport_for(config.celery.broker_url),
         broker_transport_options=dict(config.celery.broker_transport_options),
         broker_connection_timeout=config.celery.inspect_timeout,
         broker_connection_retry_on_startup=True,
