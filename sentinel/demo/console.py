@@ -33,6 +33,7 @@ COLOURS = {
 class View:
     """Everything one frame shows; times in seconds since the demo started."""
 
+    started: float  # epoch seconds, to show alert times on the demo's clock
     elapsed: float
     duration: float
     folder: str
@@ -169,7 +170,6 @@ class LiveConsole:
         alerts = view.snapshot.alerts if view.snapshot is not None else []
         rows = [("ALERT", "STATE", "VALUE", "THRESHOLD", "SINCE")]
         states = []
-        now = datetime.now().timestamp()
         for a in alerts:
             labels = {str(k): str(v) for k, v in (a.get("labels") or {}).items()}
             kind = view.kinds.get(labels.get("alertname", ""))
@@ -181,7 +181,7 @@ class LiveConsole:
                     state,
                     fmt_value(kind, a.get("value")),
                     fmt_value(kind, a.get("threshold")),
-                    clock(now - _epoch(since)) if since else "",
+                    clock(_epoch(since) - view.started) if since else "",
                 )
             )
             states.append(state)

@@ -42,6 +42,10 @@ class DemoFailed(Exception):
     pass
 
 
+class Interrupted(Exception):
+    """Ctrl-C or SIGTERM during start-up: a normal way to end, not a failure."""
+
+
 def run_demo(args: argparse.Namespace) -> int:
     try:
         duration = parse_duration(args.duration)
@@ -105,6 +109,8 @@ class Demo:
             receiver.start()
             self._start(receiver.url)
             self._scenario()
+        except Interrupted:
+            self.note("demo", "interrupted during start-up; stopping")
         except DemoFailed as e:
             self.note("problem", str(e))
             code = 1
@@ -250,7 +256,7 @@ class Demo:
         deadline = time.monotonic() + STARTUP_TIMEOUT
         while not ready():
             if self.stop.is_set():
-                raise DemoFailed(f"stopped while waiting for {what}")
+                raise Interrupted
             self._check_children()
             if time.monotonic() > deadline:
                 raise DemoFailed(f"gave up after {STARTUP_TIMEOUT:g}s waiting for {what}")
@@ -334,6 +340,7 @@ class Demo:
             rate = (v2 - v1) / (t2 - t1)
         self.console.update(
             View(
+                started=self.started,
                 elapsed=now - self.started,
                 duration=self.duration,
                 folder=str(self.root),
@@ -380,7 +387,7 @@ class Demo:
         children = list(self.children.values())
         if children:
             self.note("demo", f"stopping {len(children)} process(es)")
-            killed = stop_all(children, timeout=0.0 if self.hurry else STOP_TIMEOUT)
+            killed = stop_all(children, STOP_TIMEOUT, hurry=lambda: self.hurry)
             self.story.killed_on_stop = killed
             left = [c.name for c in children if c.group_alive()]
             if left:
@@ -409,10 +416,7 @@ def _describe(payload: dict[str, Any]) -> str:
     alerts = payload.get("alerts") if isinstance(payload.get("alerts"), list) else []
     group = payload.get("groupLabels") or {}
     name = group.get("alertname") if isinstance(group, dict) else None
-    summaries = [
-        str((a.get("annotations") or {}).get("summary", "")) for a in alerts if isinstance(a, dict)
-    ]
     return (
-        f"v{payload.get('version')} {payload.get('status')} {name or '?'}"
-        f" ({len(alerts)} alert(s)): {'; '.join(s for s in summaries if s)}"
+        f"Alertmanager v{payload.get('version')} {payload.get('status')} {name or '?'}"
+        f" ({len(alerts)} alert(s))"
     )

@@ -9,7 +9,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 
@@ -91,13 +91,16 @@ class Child:
         return "\n".join(text.splitlines()[-lines:])
 
 
-def stop_all(children: Iterable[Child], timeout: float = 10.0) -> list[str]:
-    """SIGTERM every group at once, SIGKILL what is left after `timeout`; the names killed."""
+def stop_all(
+    children: Iterable[Child], timeout: float = 10.0, hurry: Callable[[], bool] = lambda: False
+) -> list[str]:
+    """SIGTERM every group at once, SIGKILL what is left after `timeout` (or as soon as
+    `hurry()` says so: a second Ctrl-C); returns the names that needed SIGKILL."""
     children = [c for c in children if c.proc is not None]
     for child in children:
         child.signal_group(signal.SIGTERM)
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and any(c.group_alive() for c in children):
+    while time.monotonic() < deadline and not hurry() and any(c.group_alive() for c in children):
         time.sleep(0.1)
     killed = []
     for child in children:

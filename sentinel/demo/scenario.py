@@ -55,7 +55,7 @@ celery:
   broker_url: {BROKER_URL}
   broker_transport_options: {q(transport_options(root))}
   queues: [{DEFAULT_QUEUE}, {BULK_QUEUE}]
-  inspect_interval: 5s          # liveness comes from 2s heartbeats; this is the backstop
+  inspect_interval: 10s         # liveness comes from 2s heartbeats; this is the backstop
   inspect_timeout: 1s
   enable_events: true
 

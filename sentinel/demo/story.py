@@ -150,8 +150,7 @@ class Story:
             f"  webhook receiver got {len(self.webhook)} Alertmanager v4 payload(s)"
             f" -> {files['webhook']}"
         )
-        if self.scenario:
-            lines.append("  scenario: " + "; ".join(f"{clock(t)} {d}" for t, _, d in self.scenario))
+        lines.extend(f"  scenario at {clock(t)}: {d}" for t, _, d in self.scenario)
         if self.killed_on_stop:
             lines.append(f"  needed SIGKILL to stop: {', '.join(self.killed_on_stop)}")
         lines.append(

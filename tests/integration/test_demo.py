@@ -1,0 +1,139 @@
+"""`sentinel demo` end to end: real workers on a filesystem:// broker, every rule kind fires,
+the killed worker's alert resolves once it is back, pages arrive as Alertmanager v4 JSON, and
+nothing the demo started is left running. Needs no Redis or RabbitMQ."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sentinel.config import load
+
+pytestmark = pytest.mark.integration
+
+KINDS = {"no_live_workers", "queue_backlog", "failure_rate", "idle_worker", "task_latency"}
+
+
+def processes_referencing(folder: Path) -> list[str]:
+    """Processes whose command line, working directory or environment mention `folder`."""
+    needle = str(folder).encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+            cwd = os.readlink(entry / "cwd").encode()
+            environ = (entry / "environ").read_bytes()
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+        if needle in cmdline or needle in cwd or needle in environ:
+            command = cmdline.replace(b"\0", b" ").decode(errors="replace")
+            found.append(f"{entry.name}: {command}")
+    return found
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    folder = tmp_path_factory.mktemp("demo")
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sentinel",
+            "demo",
+            "--duration",
+            "90s",
+            "--no-live",
+            "--dir",
+            str(folder),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=160,
+    )
+    leftovers = processes_referencing(folder)
+    webhook = folder / "webhook.jsonl"
+    return {
+        "folder": folder,
+        "proc": proc,
+        "leftovers": leftovers,
+        "summary": json.loads((folder / "summary.json").read_text())
+        if (folder / "summary.json").exists()
+        else {},
+        "payloads": [json.loads(line)["payload"] for line in webhook.read_text().splitlines()]
+        if webhook.exists()
+        else [],
+    }
+
+
+def test_runs_to_the_end(demo: dict[str, Any]) -> None:
+    proc = demo["proc"]
+    assert proc.returncode == 0, f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+    assert "duration reached; stopping" in proc.stdout
+    # A worker crash or a broken event stream would show here (kombu#1551 did both).
+    assert "exited with code" not in proc.stdout, proc.stdout
+    assert "event stream lost" not in proc.stdout, proc.stdout
+
+
+def test_every_rule_kind_fires_within_a_minute(demo: dict[str, Any]) -> None:
+    config = load(demo["folder"] / "rules.yaml")
+    kinds = {rule.name: rule.kind for rule in config.rules}
+    assert set(kinds.values()) == KINDS
+    first: dict[str, float] = {}
+    for alert in demo["summary"]["alerts"]:
+        kind = kinds[alert["alertname"]]
+        first[kind] = min([first.get(kind, 1e9), *alert["fired"]])
+    assert set(first) == KINDS, demo["proc"].stdout
+    assert all(t <= 60 for t in first.values()), first
+    lines = demo["proc"].stdout.splitlines()
+    for name in kinds:
+        assert any(name in line and "-> firing" in line for line in lines), name
+    assert "  rule kinds fired: 5 of 5" in lines
+
+
+def test_the_killed_workers_alert_resolves_after_it_comes_back(demo: dict[str, Any]) -> None:
+    scenario = demo["summary"]["scenario"]
+    killed = next(s["at"] for s in scenario if s["action"] == "kill")
+    revived = next(s["at"] for s in scenario if s["action"] == "revive")
+    (alert,) = [a for a in demo["summary"]["alerts"] if a["alertname"] == "NoLiveWorkers"]
+    assert killed < alert["fired"][0] < revived, (scenario, alert)
+    assert alert["resolved"] and alert["resolved"][0] > revived, (scenario, alert)
+    resolved_pages = [
+        p
+        for p in demo["payloads"]
+        if p["status"] == "resolved" and p["groupLabels"].get("alertname") == "NoLiveWorkers"
+    ]
+    assert resolved_pages, demo["payloads"]
+
+
+def test_the_webhook_got_alertmanager_v4_payloads(demo: dict[str, Any]) -> None:
+    payloads = demo["payloads"]
+    assert payloads
+    names = set()
+    for p in payloads:
+        assert p["version"] == "4"
+        assert p["status"] in ("firing", "resolved")
+        assert p["receiver"] == "pager"
+        assert p["groupKey"]
+        assert p["alerts"]
+        for a in p["alerts"]:
+            assert a["status"] in ("firing", "resolved")
+            assert a["labels"]["alertname"] == p["groupLabels"]["alertname"]
+            assert {"annotations", "startsAt", "endsAt", "fingerprint"} <= set(a)
+        names.add(p["groupLabels"]["alertname"])
+    assert names == {"NoLiveWorkers", "QueueBacklog", "TaskFailureRate", "IdleWorker", "SlowTasks"}
+    assert demo["summary"]["webhook_payloads"] == len(payloads)
+    assert demo["summary"]["sent"]["pager"]["firing"] >= 5
+    assert demo["summary"]["sent"]["log"]["firing"] >= 5
+
+
+def test_no_process_outlives_the_demo(demo: dict[str, Any]) -> None:
+    assert demo["leftovers"] == []
+    assert demo["summary"]["killed_on_stop"] == []
