@@ -3,9 +3,9 @@ plain timestamped lines (`--no-live`, pipes, CI), then the summary."""
 
 from __future__ import annotations
 
+import bisect
 import shutil
 import sys
-from collections import deque
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, TextIO
@@ -93,12 +93,15 @@ class LiveConsole:
 
     def __init__(self, out: TextIO = sys.stdout, recent: int = 10) -> None:
         self.out = out
-        self.recent: deque[tuple[float, str, str]] = deque(maxlen=recent)
+        self.keep = recent
+        self.recent: list[tuple[float, str, str]] = []
         self._drawn = 0
         self.out.write("\x1b[?25l")  # hide the cursor while we redraw
 
     def note(self, t: float, kind: str, text: str) -> None:
-        self.recent.append((t, kind, text))
+        # Log lines arrive up to a second late: keep the list in the order things happened.
+        bisect.insort(self.recent, (t, kind, text), key=lambda item: item[0])
+        del self.recent[: -self.keep]
 
     def update(self, view: View) -> None:
         width = max(40, shutil.get_terminal_size((100, 30)).columns - 1)
