@@ -33,6 +33,7 @@ from sentinel.demo.story import Story, fmt_value
 from sentinel.demo.watch import Api, LogPage, LogTail, Problem, Sent, Snapshot, Transition, instance
 from sentinel.units import parse_duration
 
+MARKER = ".sentinel-demo"
 STARTUP_TIMEOUT = 60.0
 STOP_TIMEOUT = 10.0
 TICK = 1.0
@@ -53,6 +54,10 @@ def run_demo(args: argparse.Namespace) -> int:
         print(f"--duration: {e}", file=sys.stderr)
         return 2
     root = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="sentinel-demo-"))
+    if root.is_dir() and any(root.iterdir()) and not (root / MARKER).exists():
+        # A run starts by deleting logs/ and broker/ there: never in someone's project folder.
+        print(f"--dir {root}: not empty and not made by `sentinel demo`", file=sys.stderr)
+        return 2
     live = not args.no_live and sys.stdout.isatty()
     console: Console = LiveConsole() if live else PlainConsole()
     level = "debug" if args.log_level == "debug" else "info"
@@ -116,7 +121,6 @@ class Demo:
             code = 1
         except Exception as e:  # still stop every child, then let the traceback show
             self.note("problem", f"{type(e).__name__}: {e}")
-            code = 1
             raise
         finally:
             try:
@@ -136,6 +140,7 @@ class Demo:
 
     def _prepare(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
+        (self.root / MARKER).touch()
         # A reused folder starts over: stale bindings or alert state from an earlier run
         # would page about processes that no longer exist.
         for name in ("broker", "logs"):
