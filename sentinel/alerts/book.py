@@ -79,7 +79,7 @@ class AlertBook:
         if self._first_tick is None:
             self._first_tick = now
         results: dict[str, list[Sample] | None] = {}
-        with store.lock:
+        with store.evaluating():
             for rule in rules:
                 try:
                     results[rule.name] = evaluator(rule.kind)(rule, store, now)

@@ -1,7 +1,13 @@
 """The event stream: one thread consuming Celery events and applying them to the fact store.
 
-Messages are consumed with kombu directly and JSON bodies decoded with orjson, skipping
-Celery's per-event clock bookkeeping: that is where a plain EventReceiver spends its time.
+Messages are consumed with kombu and JSON bodies decoded with orjson, skipping Celery's
+per-event clock bookkeeping: that is where a plain EventReceiver spends its time. On Redis,
+where events travel over PUB/SUB, kombu still declares, binds and subscribes (so its topic
+names, prefixes, auth and TLS all apply), but the subscriber socket is then read directly:
+kombu's generic path builds a Message per event message and parses every RESP frame in Python,
+costing more than everything sentinel does with the event. Each read of the socket becomes one
+batch, applied to the store under one lock acquisition.
+
 A dropped connection (broker restart, or Redis cutting a PUB/SUB subscriber that fell behind)
 is logged, recorded as a probe failure, and re-established with capped backoff; Celery never
 replays events, so the gap is reported, not hidden.
@@ -9,7 +15,9 @@ replays events, so the gap is reported, not hidden.
 
 from __future__ import annotations
 
+import binascii
 import logging
+import select
 import threading
 from typing import Any
 
@@ -69,8 +77,11 @@ class EventCollector:
                 on_message=self._on_message,
                 no_ack=True,
                 accept=["json"],
-            ):
+            ) as consumer:
                 # Ask every worker for a heartbeat now, so liveness is known within a second.
+                # Subscribed first: kombu would only PSUBSCRIBE at the first drain_events,
+                # and the answers to this broadcast could be published before that.
+                raw = _raw_subscriber(consumer)
                 self.app.control.broadcast("heartbeat", connection=conn)
                 self.store.probe_ok(self.source, self.clock.now())
                 self.connected.set()
@@ -79,6 +90,9 @@ class EventCollector:
                 else:
                     log.info("event stream subscribed on %s", conn.as_uri())
                 backoff.reset()
+                if raw is not None:
+                    self._pump(raw, consumer.channel)
+                    return
                 while not self._stop.is_set():
                     try:
                         conn.drain_events(timeout=1.0)
@@ -101,3 +115,133 @@ class EventCollector:
             self.store.count_malformed(len(events) - len(good))
         if good:
             self.store.apply_events(good, self.clock.now())
+
+    # -- Redis PUB/SUB, read directly ------------------------------------------------------
+
+    def _pump(self, sock: Any, channel: Any) -> None:
+        """Read the subscriber socket until stopped; every read is decoded and applied whole."""
+        buf = b""
+        pending = getattr(sock, "pending", None)  # TLS: decrypted bytes select() cannot see
+        while not self._stop.is_set():
+            if not (pending and pending()):
+                ready, _, _ = select.select([sock], [], [], 1.0)
+                if not ready:
+                    self.store.probe_ok(self.source, self.clock.now())
+                    continue
+            data = sock.recv(1 << 18)
+            if not data:
+                raise ConnectionError("the broker closed the event subscription")
+            buf = buf + data if buf else data
+            payloads, used = pubsub_payloads(buf)
+            buf = buf[used:]
+            if payloads:
+                self._apply_payloads(payloads, channel)
+
+    def _apply_payloads(self, payloads: list[bytes], channel: Any) -> None:
+        loads = orjson.loads
+        a2b = binascii.a2b_base64
+        batch: list[dict[str, Any]] = []
+        malformed = 0
+        for payload in payloads:
+            try:
+                envelope = loads(payload)
+                headers = envelope.get("headers") or {}
+                if envelope.get("content-type") != "application/json" or "compression" in headers:
+                    # Not what Celery sends by default: let kombu decode it, or refuse it.
+                    self._on_message(channel.Message(envelope, channel=channel))
+                    continue
+                body = envelope["body"]
+                if (envelope.get("properties") or {}).get("body_encoding") == "base64":
+                    body = a2b(body)
+                decoded = loads(body)
+            except Exception:  # any undecodable message is counted, never fatal
+                malformed += 1
+                continue
+            if type(decoded) is dict:
+                if type(decoded.get("type")) is str:
+                    batch.append(decoded)
+                else:
+                    malformed += 1
+            elif type(decoded) is list:
+                for event in decoded:
+                    if type(event) is dict and type(event.get("type")) is str:
+                        batch.append(event)
+                    else:
+                        malformed += 1
+            else:
+                malformed += 1
+        if malformed:
+            self.store.count_malformed(malformed)
+        if batch:
+            self.store.apply_events(batch, self.clock.now())
+
+
+def _raw_subscriber(consumer: Any) -> Any:
+    """The socket of kombu's Redis subscriber connection, subscribed; None off Redis."""
+    channel = consumer.channel
+    transport = getattr(getattr(channel, "connection", None), "driver_type", None)
+    if transport != "redis" or not getattr(channel, "active_fanout_queues", None):
+        return None
+    try:
+        sub = channel.subclient
+        if sub.connection is None:  # what kombu's poller does before its first LISTEN
+            try:
+                sub.connection = sub.connection_pool.get_connection()
+            except TypeError:  # redis-py < 5 wants a command name
+                sub.connection = sub.connection_pool.get_connection("_")
+        channel._subscribe()
+        sock = sub.connection._sock
+    except AttributeError:  # a kombu or redis-py without these internals: kombu's own path
+        return None
+    return sock
+
+
+_CRLF = b"\r\n"
+
+
+def pubsub_payloads(buf: bytes) -> tuple[list[bytes], int]:
+    """The data of every complete (p)message frame in buf, and how many bytes were used.
+
+    Speaks RESP2 (`*` arrays) and RESP3 (`>` pushes). Other frames (subscribe confirmations)
+    are skipped; an incomplete frame at the end is left for the next read.
+    """
+    out: list[bytes] = []
+    pos, n = 0, len(buf)
+    find = buf.find
+    while pos < n:
+        start = pos
+        end = find(_CRLF, pos)
+        if end < 0:
+            break
+        kind = buf[pos]
+        if kind == 0x2D:  # '-': an error reply
+            raise ConnectionError(buf[pos + 1 : end].decode(errors="replace"))
+        if kind not in (0x2A, 0x3E):  # not '*' or '>': a scalar reply, skip it
+            pos = end + 2
+            continue
+        count = int(buf[pos + 1 : end])
+        pos = end + 2
+        items: list[bytes] = []
+        for _ in range(count):
+            end = find(_CRLF, pos)
+            if end < 0:
+                break
+            if buf[pos] == 0x24:  # '$': bulk string
+                size = max(0, int(buf[pos + 1 : end]))  # -1: a null, read as empty
+                stop = end + 2 + size
+                if stop + 2 > n:
+                    break
+                items.append(buf[end + 2 : stop])
+                pos = stop + 2
+            else:  # ':' integer, '+' simple string
+                items.append(buf[pos + 1 : end])
+                pos = end + 2
+        else:
+            if count == 4 and items[0] == b"pmessage":
+                out.append(items[3])
+            elif count == 3 and items[0] == b"message":
+                out.append(items[2])
+            continue
+        pos = start  # incomplete: wait for the rest
+        break
+    return out, pos

@@ -7,10 +7,13 @@ import importlib
 import re
 from collections.abc import Callable, Iterable
 from functools import cache, lru_cache
+from itertools import islice
 from typing import Any
 
 from sentinel.model import Sample
-from sentinel.store.facts import FactStore
+from sentinel.store.facts import FactStore, TaskSeries
+
+GLOB_CACHE = 256  # distinct pattern lists remembered; reloads may bring new ones
 
 # kind -> "module:function"; each function is evaluate(rule, store, now) -> list[Sample] and is
 # called with store.lock held, so it sees one consistent snapshot of the facts.
@@ -41,6 +44,31 @@ def matching(names: Iterable[str], patterns: tuple[str, ...]) -> list[str]:
     """The names that match any of the glob patterns (case-sensitive, like Celery's names)."""
     match = _compiled(patterns).match
     return [n for n in names if match(n)]
+
+
+def matching_tasks(store: FactStore, patterns: tuple[str, ...]) -> list[tuple[str, TaskSeries]]:
+    """(name, series) of every task name matching the globs, in the store's order.
+
+    Names only ever arrive, so each rule's answer is kept and extended with the names added
+    since: a tick does not match every glob against every one of 10,000 names again.
+    Call with store.lock held.
+    """
+    tasks = store.tasks
+    cached = store.glob_cache.get(patterns)
+    if cached is not None:
+        seen, version, found = cached
+        if version == store.names_version and seen == len(tasks):
+            return found
+        if version != store.names_version or seen > len(tasks):
+            cached = None
+    if cached is None:
+        seen, found = 0, []
+    match = _compiled(patterns).match
+    found = found + [(n, tasks[n]) for n in islice(tasks, seen, None) if match(n)]
+    if len(store.glob_cache) >= GLOB_CACHE and patterns not in store.glob_cache:
+        store.glob_cache.clear()
+    store.glob_cache[patterns] = (len(tasks), store.names_version, found)
+    return found
 
 
 def matches(name: str, patterns: tuple[str, ...]) -> bool:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from sentinel.config import TaskLatencyRule
 from sentinel.model import Sample
-from sentinel.rules.base import matching
+from sentinel.rules.base import matching_tasks
 from sentinel.store.facts import FactStore
 from sentinel.store.windows import MEASURES
 
@@ -12,12 +12,11 @@ def evaluate(rule: TaskLatencyRule, store: FactStore, now: float) -> list[Sample
     measure = MEASURES.index(rule.measure)
     q = rule.percentile / 100.0
     samples = []
-    for name in matching(store.tasks, rule.tasks):
-        sketch = store.tasks[name].ring.sketch(measure, rule.window, now)
-        value = sketch.quantile(q)
+    for name, series in matching_tasks(store, rule.tasks):
+        value, count = store.window_quantile(series, measure, rule.window, now, q)
         if value is None:
             samples.append(Sample({"task": name}, None, rule.threshold, False))
             continue
-        verdict = value > rule.threshold if sketch.count >= rule.min_count else None
+        verdict = value > rule.threshold if count >= rule.min_count else None
         samples.append(Sample({"task": name}, value, rule.threshold, verdict))
     return samples

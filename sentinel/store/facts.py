@@ -7,10 +7,14 @@ share one lock; every operation under it is short, so neither side waits long.
 from __future__ import annotations
 
 import threading
+from bisect import bisect_left
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any
 
-from sentinel.store.sketch import Sketch
+from sentinel.store.sketch import GAMMA, MAX_BINS, Sketch
 from sentinel.store.windows import (
     FAILED,
     QUEUE_WAIT,
@@ -23,6 +27,7 @@ from sentinel.store.windows import (
     STARTED,
     SUCCEEDED,
     TOTAL,
+    Bucket,
     Ring,
 )
 
@@ -52,22 +57,79 @@ class TaskSeries:
         self.totals[slot] += 1
 
     def observe(self, measure: int, seconds: float, now: float) -> None:
+        self.observe_in(self.ring.bucket(now), measure, seconds)
+
+    def observe_in(self, bucket: Bucket, measure: int, seconds: float) -> None:
         if seconds < 0:  # clock skew between producer and worker: unknowable, not negative
             seconds = 0.0
-        sketches = self.ring.bucket(now).sketches
+        sketches = bucket.sketches
         sketch = sketches[measure]
         if sketch is None:
             sketch = sketches[measure] = Sketch()
         sketch.add(seconds)
         if measure != TOTAL:
             hist = self.histograms[0 if measure == RUNTIME else 1]
-            i = 0
-            for bound in HISTOGRAM_BOUNDS:
-                if seconds <= bound:
-                    break
-                i += 1
-            hist[i] += 1
+            # The first bound >= seconds ("le"), or +Inf past the last one.
+            hist[bisect_left(HISTOGRAM_BOUNDS, seconds)] += 1
             hist[-1] += seconds
+
+
+class WindowSketch:
+    """The bins of a window's bucket sketches side by side, sorted, for quantile queries.
+
+    A window query would otherwise merge dozens of small dicts into a new one per series per
+    rule; sorting their items once is cheaper, and high quantiles are read from the top.
+    Past MAX_BINS distinct bins a real merge (which folds the lowest bins) decides instead,
+    so answers are always those of Sketch.merge + Sketch.quantile.
+    """
+
+    __slots__ = ("count", "items", "max", "merged", "zeros")
+
+    def __init__(self, ring: Ring, measure: int, window: float, now: float) -> None:
+        lo, hi = ring._span(window, now)
+        items: list[tuple[int, int]] = []
+        sketches = []
+        count = zeros = 0
+        top = 0.0
+        for bucket in islice(ring.buckets, lo, hi):
+            sketch = bucket.sketches[measure]
+            if sketch is not None:
+                sketches.append(sketch)
+                count += sketch.count
+                zeros += sketch.zeros
+                if sketch.max > top:
+                    top = sketch.max
+                items += sketch.bins.items()
+        self.count, self.zeros, self.max = count, zeros, top
+        self.merged: Sketch | None = None
+        if len(items) > MAX_BINS:
+            self.merged = Sketch.merged(sketches)
+        items.sort()
+        self.items = items
+
+    def quantile(self, q: float) -> float | None:
+        if self.merged is not None:
+            return self.merged.quantile(q)
+        if self.count == 0:
+            return None
+        rank = q * (self.count - 1)
+        if rank < self.zeros:
+            return 0.0
+        # The smallest key whose cumulative count exceeds rank, found from the top: the
+        # cumulative count at a key is everything minus what lies strictly above it.
+        best = None
+        above = 0
+        last = None
+        total = self.count
+        for key, n in reversed(self.items):
+            if key != last:
+                if total - above <= rank:
+                    break
+                best = last = key
+            above += n
+        if best is None:
+            return self.max
+        return min(2.0 * GAMMA**best / (GAMMA + 1.0), self.max)
 
 
 @dataclass(slots=True)
@@ -153,26 +215,21 @@ class Drops:
         }
 
 
-def _check(kind: str, event: dict[str, Any]) -> None:
-    """Raise on a malformed field before anything is changed: a bad event is skipped whole."""
-    if kind.startswith("worker-"):
-        hostname = event["hostname"]
-        if not isinstance(hostname, str) or not hostname:
-            raise TypeError(f"hostname {hostname!r}")
-        float(event.get("freq") or DEFAULT_FREQ)
-        int(event.get("active") or 0)
-        int(event.get("processed") or 0)
-        return
-    uuid = event["uuid"]
-    if not isinstance(uuid, str) or not uuid:
-        raise TypeError(f"uuid {uuid!r}")
-    float(event["timestamp"])
-    if event.get("runtime") is not None:
-        float(event["runtime"])
-
-
-_COUNT_ONLY = {"task-retried": RETRIED, "task-revoked": REVOKED, "task-rejected": REJECTED}
-_FINISHED = {"task-succeeded": SUCCEEDED, "task-failed": FAILED}
+# Event type -> its counter slot (task events) or a worker code; anything else is "other".
+_WORKER, _ONLINE, _OFFLINE = 100, 101, 102
+_KINDS = {
+    "task-sent": SENT,
+    "task-received": RECEIVED,
+    "task-started": STARTED,
+    "task-succeeded": SUCCEEDED,
+    "task-failed": FAILED,
+    "task-retried": RETRIED,
+    "task-revoked": REVOKED,
+    "task-rejected": REJECTED,
+    "worker-heartbeat": _WORKER,
+    "worker-online": _ONLINE,
+    "worker-offline": _OFFLINE,
+}
 KNOWN_TYPES = (
     "task-sent",
     "task-received",
@@ -219,6 +276,13 @@ class FactStore:
         self.events_by_type["other"] = 0
         self.drops = Drops()
         self.last_event_at: float | None = None
+        # Window aggregates computed during one evaluation, shared by every rule that asks
+        # for the same (series, window): None outside evaluating(). Lives for one tick only.
+        self._tick_cache: dict[tuple[Any, ...], Any] | None = None
+        # Glob patterns -> (names seen, matching series); extended as names arrive (series
+        # are never removed: bump names_version if that changes). Bounded by GLOB_CACHE.
+        self.glob_cache: dict[tuple[str, ...], tuple[int, int, list[tuple[str, TaskSeries]]]] = {}
+        self.names_version = 0
 
     # -- series ---------------------------------------------------------------------------
 
@@ -259,11 +323,14 @@ class FactStore:
         """Apply a batch of decoded Celery events; a malformed one is counted and skipped."""
         with self.lock:
             apply = self._apply
+            malformed = 0
             for event in events:
                 try:
                     apply(event, now)
                 except (KeyError, TypeError, ValueError, AttributeError):
-                    self.drops.malformed += 1
+                    malformed += 1
+            if malformed:
+                self.drops.malformed += malformed
             if events:
                 self.last_event_at = now
 
@@ -271,109 +338,125 @@ class FactStore:
         self.apply_events([event], now)
 
     def _apply(self, event: dict[str, Any], now: float) -> None:
+        # Every field is read and converted before anything changes: a bad event is skipped
+        # whole. One dict lookup picks the branch; this runs for every event Celery sends.
         kind = event["type"]
         if not isinstance(kind, str):
             raise TypeError(f"event type {kind!r}")
+        code = _KINDS.get(kind)
         by_type = self.events_by_type
-        if kind in by_type:
-            by_type[kind] += 1
-        else:
+        if code is None:
             by_type["other"] += 1
             return
-        _check(kind, event)
-        if kind == "worker-heartbeat" or kind == "worker-online":
-            worker = self._worker(event["hostname"], now)
-            if worker is None:
-                return
-            worker.heartbeat_at = now
-            if "active" in event:
-                worker.regular = True
-                worker.freq = float(event.get("freq") or DEFAULT_FREQ)
-                active = int(event.get("active") or 0)
-                processed = int(event.get("processed") or 0)
-                if active > 0 or processed > worker.processed:
-                    worker.last_activity = now
-                worker.active = active
-                worker.processed = processed
-            elif not worker.regular:
-                # A heartbeat asked for by remote control says freq=5 whatever the worker's
-                # real interval; trust it only until a periodic heartbeat tells the truth.
-                worker.freq = float(event.get("freq") or DEFAULT_FREQ)
-            if kind == "worker-online":
-                worker.offline_at = None
-                worker.sw_ident = str(event.get("sw_ident") or "")
-                worker.sw_ver = str(event.get("sw_ver") or "")
-            return
-        if kind == "worker-offline":
-            worker = self._worker(event["hostname"], now)
-            if worker is not None:
-                worker.offline_at = now
-                worker.active = 0
+        by_type[kind] += 1
+        if code >= _WORKER:
+            self._apply_worker(code, kind, event, now)
             return
 
         uuid = event["uuid"]
+        if not isinstance(uuid, str) or not uuid:
+            raise TypeError(f"uuid {uuid!r}")
         ts = float(event["timestamp"])
-        if kind == "task-received" or kind == "task-sent":
+        runtime = event.get("runtime")
+        if runtime is not None:
+            runtime = float(runtime)
+        inflight = self.inflight
+
+        if code in (RECEIVED, SENT):
             series = self._series(event["name"])
             if series is None:
                 return
-            if kind == "task-sent":
-                series.count(SENT, now)
+            bucket = series.ring.bucket(now)
+            bucket.counts[code] += 1
+            series.totals[code] += 1
+            if code == SENT:
                 self._track(uuid, [series, ts, None, None])
             else:
-                series.count(RECEIVED, now)
-                entry = self.inflight.get(uuid)
+                entry = inflight.get(uuid)
                 if entry is None:
                     self._track(uuid, [series, None, ts, None])
                 else:
                     entry[2] = ts
             return
 
-        if kind == "task-started":
+        if code == STARTED:
             worker = self._worker(event.get("hostname"), now)
             if worker is not None:
                 worker.last_task_started = now
                 worker.last_activity = now
-            entry = self.inflight.get(uuid)
+            entry = inflight.get(uuid)
             if entry is None:
                 self.drops.unknown_task += 1
                 return
             series = entry[0]
-            series.count(STARTED, now)
+            bucket = series.ring.bucket(now)
+            bucket.counts[STARTED] += 1
+            series.totals[STARTED] += 1
             entry[3] = ts
             queued = entry[1] if entry[1] is not None else entry[2]
             if queued is not None:
-                series.observe(QUEUE_WAIT, ts - queued, now)
+                series.observe_in(bucket, QUEUE_WAIT, ts - queued)
             return
 
-        slot = _FINISHED.get(kind)
-        if slot is not None:
-            entry = self.inflight.pop(uuid, None)
+        if code in (SUCCEEDED, FAILED):
+            entry = inflight.pop(uuid, None)
             if entry is None:
                 self.drops.unknown_task += 1
                 return
             series = entry[0]
-            series.count(slot, now)
+            bucket = series.ring.bucket(now)
+            bucket.counts[code] += 1
+            series.totals[code] += 1
             started = entry[3]
-            runtime = event.get("runtime")
             if runtime is not None:
-                series.observe(RUNTIME, float(runtime), now)
+                series.observe_in(bucket, RUNTIME, runtime)
             elif started is not None:
-                series.observe(RUNTIME, ts - started, now)
+                series.observe_in(bucket, RUNTIME, ts - started)
             queued = entry[1] if entry[1] is not None else entry[2]
             if queued is not None:
-                series.observe(TOTAL, ts - queued, now)
+                series.observe_in(bucket, TOTAL, ts - queued)
             elif started is not None:
-                series.observe(TOTAL, ts - started, now)
+                series.observe_in(bucket, TOTAL, ts - started)
             return
 
-        slot = _COUNT_ONLY[kind]
-        entry = self.inflight.pop(uuid, None)
+        # retried, revoked, rejected: counted against the task's series if it is known
+        entry = inflight.pop(uuid, None)
         series = entry[0] if entry is not None else self._series(event.get("name"))
         if series is None:
             self.drops.unknown_task += 1
             return
-        series.count(slot, now)
+        series.count(code, now)
+
+    def _apply_worker(self, code: int, kind: str, event: dict[str, Any], now: float) -> None:
+        hostname = event["hostname"]
+        if not isinstance(hostname, str) or not hostname:
+            raise TypeError(f"hostname {hostname!r}")
+        freq = float(event.get("freq") or DEFAULT_FREQ)
+        active = int(event.get("active") or 0)
+        processed = int(event.get("processed") or 0)
+        worker = self._worker(hostname, now)
+        if worker is None:
+            return
+        if code == _OFFLINE:
+            worker.offline_at = now
+            worker.active = 0
+            return
+        worker.heartbeat_at = now
+        if "active" in event:
+            worker.regular = True
+            worker.freq = freq
+            if active > 0 or processed > worker.processed:
+                worker.last_activity = now
+            worker.active = active
+            worker.processed = processed
+        elif not worker.regular:
+            # A heartbeat asked for by remote control says freq=5 whatever the worker's
+            # real interval; trust it only until a periodic heartbeat tells the truth.
+            worker.freq = freq
+        if code == _ONLINE:
+            worker.offline_at = None
+            worker.sw_ident = str(event.get("sw_ident") or "")
+            worker.sw_ver = str(event.get("sw_ver") or "")
 
     def set_retention(self, retention: float) -> None:
         with self.lock:
@@ -448,6 +531,52 @@ class FactStore:
                     worker.last_activity = now
 
     # -- reading --------------------------------------------------------------------------
+
+    @contextmanager
+    def evaluating(self) -> Iterator[None]:
+        """Hold the lock for one evaluation of every rule, sharing window aggregates."""
+        with self.lock:
+            self._tick_cache = {}
+            try:
+                yield
+            finally:
+                self._tick_cache = None
+
+    def window_counts(self, series: TaskSeries, window: float, now: float) -> list[int]:
+        """Counters over the window; the list may be shared: read it, never change it."""
+        cache = self._tick_cache
+        if cache is None:
+            return series.ring.counts(window, now)
+        key = (series, window, now)
+        counts = cache.get(key)
+        if counts is None:
+            counts = cache[key] = series.ring.counts(window, now)
+        return counts  # type: ignore[no-any-return]
+
+    def window_quantile(
+        self, series: TaskSeries, measure: int, window: float, now: float, q: float
+    ) -> tuple[float | None, int]:
+        """(value at quantile q, observations) over the window: what window_sketch(...)
+        .quantile(q) and .count give, without merging the bucket sketches into one."""
+        cache = self._tick_cache
+        key = (series, measure, window, now)
+        view = cache.get(key) if cache is not None else None
+        if view is None:
+            view = WindowSketch(series.ring, measure, window, now)
+            if cache is not None:
+                cache[key] = view
+        return view.quantile(q), view.count
+
+    def window_sketch(self, series: TaskSeries, measure: int, window: float, now: float) -> Sketch:
+        """The merged latency sketch over the window; may be shared: never add to it."""
+        cache = self._tick_cache
+        if cache is None:
+            return series.ring.sketch(measure, window, now)
+        key = (series, measure, window, now)
+        sketch = cache.get(key)
+        if sketch is None:
+            sketch = cache[key] = series.ring.sketch(measure, window, now)
+        return sketch  # type: ignore[no-any-return]
 
     def known_queues(self, configured: tuple[str, ...]) -> list[str]:
         with self.lock:

@@ -7,7 +7,9 @@ buckets that overlap it, so its edge is exact to one bucket width.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections import deque
+from itertools import islice
 
 from sentinel.store.sketch import Sketch
 
@@ -52,27 +54,44 @@ class Ring:
             buckets.popleft()
         return bucket
 
-    def _window(self, window: float, now: float) -> list[Bucket]:
+    def _span(self, window: float, now: float) -> tuple[int, int]:
+        """Indexes [lo, hi) of the buckets overlapping (now - window, now].
+
+        Buckets are sorted by start, so two binary searches replace a scan of the whole ring:
+        a tick asks this of every series for every rule.
+        """
+        buckets = self.buckets
+        if not buckets:
+            return 0, 0
+        width = self.width
         since = now - window
-        return [b for b in self.buckets if b.start + self.width > since and b.start <= now]
+        lo = bisect_right(buckets, since, key=lambda b: b.start + width)
+        hi = len(buckets)
+        if buckets[-1].start > now:  # queried in the past: newer buckets don't count
+            hi = bisect_right(buckets, now, key=_start)
+        return lo, hi
 
     def counts(self, window: float, now: float) -> list[int]:
-        total = [0] * len(COUNTERS)
-        for b in self._window(window, now):
-            for i, n in enumerate(b.counts):
-                total[i] += n
-        return total
+        lo, hi = self._span(window, now)
+        if hi - lo <= 1:
+            return list(self.buckets[lo].counts) if hi > lo else [0] * len(COUNTERS)
+        return [
+            sum(column)
+            for column in zip(*[b.counts for b in islice(self.buckets, lo, hi)], strict=True)
+        ]
 
     def sketch(self, measure: int, window: float, now: float) -> Sketch:
-        merged = Sketch()
-        for b in self._window(window, now):
-            s = b.sketches[measure]
-            if s is not None:
-                merged.merge(s)
-        return merged
+        lo, hi = self._span(window, now)
+        return Sketch.merged(
+            s for b in islice(self.buckets, lo, hi) if (s := b.sketches[measure]) is not None
+        )
 
     def trim(self, now: float) -> None:
         horizon = now - self.retention - self.width
         buckets = self.buckets
         while buckets and buckets[0].start <= horizon:
             buckets.popleft()
+
+
+def _start(bucket: Bucket) -> float:
+    return bucket.start
