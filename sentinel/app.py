@@ -10,6 +10,7 @@ from typing import Any
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from celery import Celery
+from kombu.utils.url import maybe_sanitize_url
 
 from sentinel.alerts.book import AlertBook, Row, Transition
 from sentinel.clock import Clock, SystemClock
@@ -169,7 +170,7 @@ class Sentinel:
         log.info(
             "sentinel started: %d rule(s), broker %s, evaluation every %gs, inspect every %gs",
             len(self.config.rules),
-            self.app.connection_for_read().as_uri(),
+            maybe_sanitize_url(self.config.celery.broker_url),
             self.config.evaluation.interval,
             self.config.celery.inspect_interval,
         )

@@ -122,7 +122,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGHUP, on_signal)
-    sentinel.start()
+    try:
+        sentinel.start()
+    except OSError as e:  # the API port is taken, typically: one line, not a traceback
+        log.error("cannot start: %s (server.listen %s)", e.strerror or e, config.server.listen)
+        sentinel.stop()
+        return 1
     try:
         while not stop.wait(0.5):
             if reload.is_set():

@@ -181,7 +181,10 @@ class AlertBook:
                 removed.append(fp)
                 transitions.append(Transition(prev.state, None, fp, labels))
             return
-        if rule is not None and new.state is not State.RESOLVED:
+        resolving = new.state is State.RESOLVED and prev is not None and prev != new
+        if rule is not None and (new.state is not State.RESOLVED or resolving):
+            # Rendered once more on resolve, so the resolve message shows the value that
+            # resolved it rather than the last one that fired.
             new = replace(new, annotations=annotations(rule, new))
         if new != prev:
             self.alerts[fp] = new

@@ -485,3 +485,22 @@ def test_book_without_storage(config: Config) -> None:
     book.tick(config.rules, store, T0)
     book.tick(config.rules, store, T0 + 60)
     assert [a.state for a in book.active()] == [State.FIRING]
+
+
+def test_resolve_renders_the_summary_with_the_resolving_value() -> None:
+    config = parse("rules:\n  - {name: R, kind: no_live_workers, min_workers: 2}\n", {})
+    store = FactStore()
+    store.apply_event(
+        {"type": "worker-heartbeat", "hostname": "a@h", "freq": 60.0, "active": 0}, T0
+    )
+    book = AlertBook(None)
+    book.tick(config.rules, store, T0 + 1)
+    [alert] = book.alerts.values()
+    assert alert.annotations["summary"].startswith("1 live")
+    store.apply_event(
+        {"type": "worker-heartbeat", "hostname": "b@h", "freq": 60.0, "active": 0}, T0 + 2
+    )
+    book.tick(config.rules, store, T0 + 3)
+    [alert] = book.alerts.values()
+    assert alert.state.value == "resolved"
+    assert alert.annotations["summary"].startswith("2 live")
