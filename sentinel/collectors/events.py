@@ -71,7 +71,12 @@ class EventCollector:
     def _consume(self, backoff: Backoff) -> None:
         with self.app.connection_for_read() as conn:
             conn.ensure_connection(max_retries=1, timeout=5)
-            receiver = self.app.events.Receiver(conn, handlers={}, queue_prefix="sentinel")
+            # On filesystem:// a binding outlives its consumer and keeps collecting message
+            # files, so a restart reuses one queue there instead of leaving one behind.
+            node_id = "events" if conn.transport.driver_type == "filesystem" else None
+            receiver = self.app.events.Receiver(
+                conn, handlers={}, queue_prefix="sentinel", node_id=node_id
+            )
             with conn.Consumer(
                 queues=[receiver.queue],
                 on_message=self._on_message,
