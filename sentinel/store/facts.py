@@ -559,13 +559,17 @@ class FactStore:
         """(value at quantile q, observations) over the window: what window_sketch(...)
         .quantile(q) and .count give, without merging the bucket sketches into one."""
         cache = self._tick_cache
-        key = (series, measure, window, now)
-        view = cache.get(key) if cache is not None else None
-        if view is None:
+        if cache is None:
             view = WindowSketch(series.ring, measure, window, now)
-            if cache is not None:
-                cache[key] = view
-        return view.quantile(q), view.count
+            return view.quantile(q), view.count
+        # The answer is kept, not the sorted bins: a tick over 10,000 series would otherwise
+        # hold every window's bins at once.
+        key = (series, measure, window, now, q)
+        answer = cache.get(key)
+        if answer is None:
+            view = WindowSketch(series.ring, measure, window, now)
+            answer = cache[key] = (view.quantile(q), view.count)
+        return answer  # type: ignore[no-any-return]
 
     def window_sketch(self, series: TaskSeries, measure: int, window: float, now: float) -> Sketch:
         """The merged latency sketch over the window; may be shared: never add to it."""
