@@ -101,6 +101,7 @@ class Sentinel:
         self.scheduler: BackgroundScheduler | None = None
         self.api: Any = None
         self._eval_lock = threading.Lock()
+        self._alive_at_eval: frozenset[str] = frozenset()
         self.on_transitions: list[Any] = []
 
     # -- one-shot operations (also what the scheduler runs) --------------------------------
@@ -117,6 +118,7 @@ class Sentinel:
             now = self.clock.now()
             transitions, rows = self.book.tick(self.config.rules, self.store, now)
             self.store.prune(now)
+            self._alive_at_eval = self._alive(now)
             if self.dispatcher is not None:
                 self.dispatcher.tick(self.book.alerts.values(), now)
         log.debug(
@@ -130,6 +132,18 @@ class Sentinel:
         for callback in self.on_transitions:
             callback(transitions)
         return transitions, rows
+
+    def _alive(self, now: float) -> frozenset[str]:
+        with self.store.lock:
+            return frozenset(h for h, w in self.store.workers.items() if w.alive(now))
+
+    def watch_liveness(self) -> None:
+        """Evaluate at once when a worker dies or comes back, not at the next interval: a dead
+        worker is the page that matters most, and its heartbeat deadline is known to the second."""
+        if not any(r.kind in ("no_live_workers", "idle_worker") for r in self.config.rules):
+            return
+        if self._alive(self.clock.now()) != self._alive_at_eval:
+            self.evaluate()
 
     def dispatch(self) -> None:
         """Group timers run on their own clock, not only at evaluations."""
@@ -165,6 +179,7 @@ class Sentinel:
             self.evaluate, "interval", id="evaluate", seconds=self.config.evaluation.interval
         )
         scheduler.add_job(self.dispatch, "interval", id="dispatch", seconds=1.0)
+        scheduler.add_job(self.watch_liveness, "interval", id="liveness", seconds=1.0)
         scheduler.start()
         self.scheduler = scheduler
         log.info(

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from sentinel.config import Route
 from sentinel.notify.silence import Matcher
 
-DEFAULTS = {"group_wait": 30.0, "group_interval": 300.0, "repeat_interval": 4 * 3600.0}
+# group_wait is shorter than Alertmanager's 30 s: a dead worker should page within 20 s.
+DEFAULTS = {"group_wait": 10.0, "group_interval": 300.0, "repeat_interval": 4 * 3600.0}
 
 
 @dataclass(frozen=True)

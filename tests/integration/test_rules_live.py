@@ -290,3 +290,28 @@ def test_events_resume_after_subscription_is_dropped(
         return _ingested(s) > before
 
     wait_for(resumed, 30, interval=1.0, message="events resumed")
+
+
+def test_worker_death_is_evaluated_at_its_heartbeat_deadline(
+    broker, workers, run_sentinel, tmp_path
+):
+    """With a long evaluation interval, a dead worker still fires within seconds: liveness
+    changes trigger an evaluation of their own."""
+    worker = workers("w1")
+    config = config_for(
+        broker,
+        tmp_path,
+        """
+        - name: NoLiveWorkers
+          kind: no_live_workers
+    """,
+    )
+    config = config.model_copy(
+        update={"evaluation": config.evaluation.model_copy(update={"interval": 300.0})}
+    )
+    s = run_sentinel(config)
+    wait_live_workers(s, 1)
+    worker.kill()
+    killed = time.monotonic()
+    wait_firing(s, "NoLiveWorkers", timeout=15)
+    assert time.monotonic() - killed < 2 * 1.0 + 1.0 + 3.0
