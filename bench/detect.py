@@ -1,7 +1,8 @@
 """Detection latency: from a real failure to the page arriving at a webhook.
 
 A private redis-server, one real `celery worker -E`, `sentinel run` with the default intervals
-(evaluation every 15 s, inspect every 30 s, group_wait 30 s) and a local webhook receiver:
+(evaluation every 15 s, inspect every 30 s, group_wait 10 s; a worker whose heartbeat
+deadline passes is evaluated at once) and a local webhook receiver:
 
 1. failure rate: `bench.fail` tasks are sent 20 a second; timed from the first one sent to the
    TaskFailureRate page (threshold 5%, min_count 20: the rule needs 20 finished tasks).
