@@ -6,6 +6,7 @@ import argparse
 import logging
 import os
 import signal
+import sqlite3
 import sys
 import threading
 import time
@@ -108,7 +109,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     if config is None:
         return 1
     path = args.config or default_path()
-    sentinel = Sentinel(config)
+    try:
+        sentinel = Sentinel(config)
+    except (OSError, sqlite3.Error) as e:  # storage.path unwritable, corrupt, on a full disk
+        log.error("cannot open storage %s: %s", config.storage.path, e)
+        return 1
     stop = threading.Event()
     reload = threading.Event()
 
