@@ -73,17 +73,23 @@ def rules_yaml(n: int, apps: int, workers: int) -> str:
 
 
 def fill(series: list[TaskSeries], now: float, per_bucket: int, rng: random.Random) -> None:
-    """One bucket of traffic on every series: counters and latency observations."""
+    """One bucket of traffic on every series: counters and latency observations.
+
+    Only TaskSeries.count and .observe, so it fills whatever layout the ring has."""
     for i, s in enumerate(series):
-        bucket = s.ring.bucket(now)
+        count = s.count
         n = per_bucket * 4
         bad = i % 97 == 0  # ~1% of names fail a fifth of the time and are slow
         failed = n // 5 if bad else (1 if rng.random() < 0.1 else 0)
-        for slot, k in ((SENT, n), (RECEIVED, n), (STARTED, n), (SUCCEEDED, n - failed)):
-            bucket.counts[slot] += k
-            s.totals[slot] += k
-        bucket.counts[FAILED] += failed
-        s.totals[FAILED] += failed
+        for slot, k in (
+            (SENT, n),
+            (RECEIVED, n),
+            (STARTED, n),
+            (SUCCEEDED, n - failed),
+            (FAILED, failed),
+        ):
+            for _ in range(k):
+                count(slot, now)
         scale = 40.0 if bad else 1.0
         for _ in range(per_bucket):
             wait = rng.expovariate(5.0)
@@ -152,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
 
     book = AlertBook(None)
     durations = []
+    in_rules = []
     samples = 0
     for _ in range(args.ticks):
         now += INTERVAL
@@ -160,16 +167,19 @@ def main(argv: list[str] | None = None) -> int:
         started = time.perf_counter()
         _, rows = book.tick(rules, store, now)
         durations.append(time.perf_counter() - started)
+        in_rules.append(book.last_rules_duration)
         samples = len(rows)
 
-    # Where a tick goes: each rule's evaluator alone, then the book's own share.
+    # Where a tick goes: each rule's evaluator as in a tick (sharing window aggregates).
     by_kind: dict[str, float] = defaultdict(float)
-    with store.lock:
+    with store.evaluating():
         for rule in rules:
             t = time.perf_counter()
             evaluator(rule.kind)(rule, store, now)
             by_kind[rule.kind] += time.perf_counter() - t
 
+    rules_med = median(in_rules)
+    book_med = median([d - r for d, r in zip(durations, in_rules, strict=True)])
     durations.sort()
     med = median(durations)
     p99 = durations[min(len(durations) - 1, int(0.99 * len(durations)))]
@@ -179,14 +189,13 @@ def main(argv: list[str] | None = None) -> int:
         f"min {durations[0] * 1000:.1f} ms, max {durations[-1] * 1000:.1f} ms "
         f"({samples:,} samples per tick, {firing} alerts firing)"
     )
-    rules_total = sum(by_kind.values())
     print(
-        "  one tick's rule evaluation by kind: "
+        "  one tick's rules by kind: "
         + ", ".join(f"{k} {v * 1000:.1f} ms" for k, v in sorted(by_kind.items()))
     )
     print(
-        f"  rules {rules_total * 1000:.1f} ms (uncached: timed one rule at a time), "
-        f"alert book ~{max(0.0, med - rules_total) * 1000:.1f} ms"
+        f"  median split of a tick: rules {rules_med * 1000:.1f} ms, "
+        f"alert book {book_med * 1000:.1f} ms"
     )
     print(f"target 50 ms per tick: median is {med / 0.050:.2f}x the budget")
     return 0

@@ -504,3 +504,123 @@ def test_resolve_renders_the_summary_with_the_resolving_value() -> None:
     [alert] = book.alerts.values()
     assert alert.state.value == "resolved"
     assert alert.annotations["summary"].startswith("2 live")
+
+
+# -- caches: label sets, rows, annotations ---------------------------------------------------
+
+TWO_RULES = """
+rules:
+  - {name: BacklogA, kind: queue_backlog, queues: ["*"], threshold: 10, labels: {team: a}}
+  - {name: BacklogB, kind: queue_backlog, queues: ["*"], threshold: 10, labels: {team: a}}
+"""
+
+
+def test_cached_label_sets_are_not_shared_between_rules() -> None:
+    config = parse(TWO_RULES, {})
+    store = FactStore()
+    store.set_queue_depths({"celery": (50, 1)}, {}, T0)
+    book = AlertBook(None)
+    for at in (T0, T0 + 15, T0 + 30):  # the second and third ticks read the cache
+        book.tick(config.rules, store, at)
+        by_rule = {a.rule: a.labels for a in book.alerts.values()}
+        assert by_rule == {
+            "BacklogA": Labels(alertname="BacklogA", severity="warning", team="a", queue="celery"),
+            "BacklogB": Labels(alertname="BacklogB", severity="warning", team="a", queue="celery"),
+        }
+        assert len(book.alerts) == 2
+
+
+def test_rule_reloaded_with_new_labels_gets_them() -> None:
+    store = FactStore()
+    store.set_queue_depths({"celery": (50, 1), "mail": (0, 1)}, {}, T0)
+    book = AlertBook(None)
+    before = parse(TWO_RULES, {}).rules[:1]
+    book.tick(before, store, T0)
+    [old] = book.alerts.values()
+    assert old.labels["team"] == "a"
+
+    after = parse(TWO_RULES.replace("team: a", "team: b"), {})
+    _, rows = book.tick(after.rules[:1], store, T0 + 15)
+    assert [a.labels for a in book.active()] == [
+        Labels(alertname="BacklogA", severity="warning", team="b", queue="celery")
+    ]
+    assert book.alerts[old.fingerprint].state is State.RESOLVED  # the old label set vanished
+    assert {r.labels["team"] for r in rows} == {"b"}  # inactive instances too
+    # the same rule with other severity: new label sets as well
+    louder = parse(TWO_RULES.replace("threshold: 10,", "threshold: 10, severity: critical,"), {})
+    _, rows = book.tick(louder.rules[:1], store, T0 + 30)
+    assert {r.labels["severity"] for r in rows} == {"critical"}
+    assert [a.labels["severity"] for a in book.active()] == ["critical"]
+
+
+def test_label_cache_forgets_vanished_instances_and_rules() -> None:
+    config = parse(TWO_RULES, {})
+    store = FactStore(max_queues=10_000)
+    book = AlertBook(None)
+    store.set_queue_depths({f"q{i}": (0, 1) for i in range(3000)}, {}, T0)
+    book.tick(config.rules, store, T0)
+    assert sum(len(c) for c in book._labels.values()) == 6000
+    store.queues.clear()
+    store.set_queue_depths({"q0": (0, 1)}, {}, T0 + 15)
+    book.tick(config.rules[:1], store, T0 + 15)
+    assert [len(c) for c in book._labels.values()] == [1]
+
+
+def test_rows_are_the_same_however_they_are_read(h: Harness) -> None:
+    h.depth("celery", 500)
+    h.depth("mail", 5)
+    h.depth("broken", None)
+    _, rows = h.book.tick(h.config.rules, h.store, h.clock.now())
+    listed = list(rows)
+    assert len(rows) == len(listed) == 4
+    assert [rows[i] for i in range(4)] == listed == list(rows) == rows[:]
+    assert rows == listed
+    assert [(r.rule, r.labels.get("queue"), r.value, r.threshold, r.state) for r in rows] == [
+        ("QueueBacklog", "celery", 500.0, 100.0, "pending"),
+        ("QueueBacklog", "mail", 5.0, 100.0, "inactive"),
+        ("QueueBacklog", "broken", None, 100.0, "unknown"),
+        ("NoLiveWorkers", None, 0.0, 1.0, "unknown"),
+    ]
+    assert listed[0].labels == Labels(
+        alertname="QueueBacklog", severity="warning", env="prod", queue="celery"
+    )
+
+
+def test_annotations_rendered_again_only_when_they_can_change(
+    h: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[float | None] = []
+    real = book_module.annotations
+
+    def counting(rule: Any, alert: Any) -> dict[str, str]:
+        calls.append(alert.value)
+        return real(rule, alert)
+
+    monkeypatch.setattr(book_module, "annotations", counting)
+    h.depth("celery", 500)
+    h.tick()
+    h.clock.advance(60)
+    h.tick()  # firing, same value
+    assert calls == [500.0]
+    assert h.alert("QueueBacklog").state is State.FIRING
+    h.depth("celery", 700)
+    h.clock.advance(15)
+    h.tick()
+    assert calls == [500.0, 700.0]
+    assert h.alert("QueueBacklog").annotations == {
+        "summary": "Queue celery has 700 messages waiting (threshold 100)"
+    }
+    # a reload (same labels, new summary) renders again with the new template
+    reloaded = parse(RULES.replace("for: 1m", "for: 1m\n    summary: 'now {{ value }}'"), {})
+    h.clock.advance(15)
+    h.tick(reloaded.rules)
+    assert calls == [500.0, 700.0, 700.0]
+    assert h.alert("QueueBacklog").annotations == {"summary": "now 700.0"}
+    # resolve renders once more, with the resolving value
+    h.depth("celery", 3)
+    h.clock.advance(15)
+    h.tick(reloaded.rules)
+    h.clock.advance(15)
+    h.tick(reloaded.rules)
+    assert calls == [500.0, 700.0, 700.0, 3.0]
+    assert h.alert("QueueBacklog").annotations == {"summary": "now 3.0"}
