@@ -7,16 +7,19 @@ share one lock; every operation under it is short, so neither side waits long.
 from __future__ import annotations
 
 import threading
+from array import array
 from bisect import bisect_left
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from itertools import islice
 from typing import Any
 
 from sentinel.store.sketch import GAMMA, MAX_BINS, Sketch
 from sentinel.store.windows import (
+    COUNT_MASK,
+    COUNTERS,
     FAILED,
+    KEY_BIAS,
     QUEUE_WAIT,
     RECEIVED,
     REJECTED,
@@ -27,7 +30,6 @@ from sentinel.store.windows import (
     STARTED,
     SUCCEEDED,
     TOTAL,
-    Bucket,
     Ring,
 )
 
@@ -45,67 +47,56 @@ class TaskSeries:
     def __init__(self, name: str, width: float, retention: float) -> None:
         self.name = name
         self.ring = Ring(width, retention)
-        self.totals = [0] * 8
+        self.totals = [0] * len(COUNTERS)
         # [runtime, queue_wait] -> per-bound counts (+Inf last), sum
-        self.histograms: list[list[float]] = [
-            [0.0] * (len(HISTOGRAM_BOUNDS) + 2),
-            [0.0] * (len(HISTOGRAM_BOUNDS) + 2),
-        ]
+        self.histograms = (array("d", _ZERO_HISTOGRAM), array("d", _ZERO_HISTOGRAM))
 
     def count(self, slot: int, now: float) -> None:
-        self.ring.bucket(now).counts[slot] += 1
+        self.ring.counters[self.ring.slot(now) + slot] += 1
         self.totals[slot] += 1
 
     def observe(self, measure: int, seconds: float, now: float) -> None:
-        self.observe_in(self.ring.bucket(now), measure, seconds)
+        self.ring.slot(now)
+        self.observe_newest(measure, seconds)
 
-    def observe_in(self, bucket: Bucket, measure: int, seconds: float) -> None:
+    def observe_newest(self, measure: int, seconds: float) -> None:
+        """Observe into the ring's newest bucket (the one the last slot() call returned)."""
         if seconds < 0:  # clock skew between producer and worker: unknowable, not negative
             seconds = 0.0
-        sketches = bucket.sketches
-        sketch = sketches[measure]
-        if sketch is None:
-            sketch = sketches[measure] = Sketch()
-        sketch.add(seconds)
-        if measure != TOTAL:
+        tail = self.ring.tail
+        if tail is not None and (sketch := tail[measure]) is not None:
+            sketch.add(seconds)
+        else:
+            self.ring.add(measure, seconds)
+        if measure < TOTAL:
             hist = self.histograms[0 if measure == RUNTIME else 1]
             # The first bound >= seconds ("le"), or +Inf past the last one.
             hist[bisect_left(HISTOGRAM_BOUNDS, seconds)] += 1
             hist[-1] += seconds
 
 
-class WindowSketch:
-    """The bins of a window's bucket sketches side by side, sorted, for quantile queries.
+_ZERO_HISTOGRAM = [0.0] * (len(HISTOGRAM_BOUNDS) + 2)
 
-    A window query would otherwise merge dozens of small dicts into a new one per series per
-    rule; sorting their items once is cheaper, and high quantiles are read from the top.
-    Past MAX_BINS distinct bins a real merge (which folds the lowest bins) decides instead,
-    so answers are always those of Sketch.merge + Sketch.quantile.
+
+class WindowSketch:
+    """A window's latency bins for one measure, sorted, for quantile queries.
+
+    The bins of the window's buckets are plain ints (key and count packed, see windows.py), so
+    sorting them is a C sort of ints, and high quantiles are read from the top. Past MAX_BINS
+    bins a real merge of the bucket sketches (which folds the lowest bins) decides instead, so
+    answers are always those of Sketch.merge + Sketch.quantile.
     """
 
     __slots__ = ("count", "items", "max", "merged", "zeros")
 
     def __init__(self, ring: Ring, measure: int, window: float, now: float) -> None:
-        lo, hi = ring._span(window, now)
-        items: list[tuple[int, int]] = []
-        sketches = []
-        count = zeros = 0
-        top = 0.0
-        for bucket in islice(ring.buckets, lo, hi):
-            sketch = bucket.sketches[measure]
-            if sketch is not None:
-                sketches.append(sketch)
-                count += sketch.count
-                zeros += sketch.zeros
-                if sketch.max > top:
-                    top = sketch.max
-                items += sketch.bins.items()
-        self.count, self.zeros, self.max = count, zeros, top
+        bins, self.count, self.zeros, self.max = ring.window_bins(measure, window, now)
         self.merged: Sketch | None = None
-        if len(items) > MAX_BINS:
-            self.merged = Sketch.merged(sketches)
-        items.sort()
-        self.items = items
+        self.items: list[int] = []
+        if len(bins) > MAX_BINS:
+            self.merged = Sketch.merged(ring.bucket_sketches(measure, window, now))
+        else:
+            self.items = sorted(bins)
 
     def quantile(self, q: float) -> float | None:
         if self.merged is not None:
@@ -121,15 +112,16 @@ class WindowSketch:
         above = 0
         last = None
         total = self.count
-        for key, n in reversed(self.items):
+        for bin_ in reversed(self.items):
+            key = bin_ >> 32
             if key != last:
                 if total - above <= rank:
                     break
                 best = last = key
-            above += n
+            above += bin_ & COUNT_MASK
         if best is None:
             return self.max
-        return min(2.0 * GAMMA**best / (GAMMA + 1.0), self.max)
+        return min(2.0 * GAMMA ** (best - KEY_BIAS) / (GAMMA + 1.0), self.max)
 
 
 @dataclass(slots=True)
@@ -366,8 +358,8 @@ class FactStore:
             series = self._series(event["name"])
             if series is None:
                 return
-            bucket = series.ring.bucket(now)
-            bucket.counts[code] += 1
+            ring = series.ring
+            ring.counters[ring.slot(now) + code] += 1
             series.totals[code] += 1
             if code == SENT:
                 self._track(uuid, [series, ts, None, None])
@@ -389,13 +381,13 @@ class FactStore:
                 self.drops.unknown_task += 1
                 return
             series = entry[0]
-            bucket = series.ring.bucket(now)
-            bucket.counts[STARTED] += 1
+            ring = series.ring
+            ring.counters[ring.slot(now) + STARTED] += 1
             series.totals[STARTED] += 1
             entry[3] = ts
             queued = entry[1] if entry[1] is not None else entry[2]
             if queued is not None:
-                series.observe_in(bucket, QUEUE_WAIT, ts - queued)
+                series.observe_newest(QUEUE_WAIT, ts - queued)
             return
 
         if code in (SUCCEEDED, FAILED):
@@ -404,19 +396,19 @@ class FactStore:
                 self.drops.unknown_task += 1
                 return
             series = entry[0]
-            bucket = series.ring.bucket(now)
-            bucket.counts[code] += 1
+            ring = series.ring
+            ring.counters[ring.slot(now) + code] += 1
             series.totals[code] += 1
             started = entry[3]
             if runtime is not None:
-                series.observe_in(bucket, RUNTIME, runtime)
+                series.observe_newest(RUNTIME, runtime)
             elif started is not None:
-                series.observe_in(bucket, RUNTIME, ts - started)
+                series.observe_newest(RUNTIME, ts - started)
             queued = entry[1] if entry[1] is not None else entry[2]
             if queued is not None:
-                series.observe_in(bucket, TOTAL, ts - queued)
+                series.observe_newest(TOTAL, ts - queued)
             elif started is not None:
-                series.observe_in(bucket, TOTAL, ts - started)
+                series.observe_newest(TOTAL, ts - started)
             return
 
         # retried, revoked, rejected: counted against the task's series if it is known

@@ -15,10 +15,10 @@ def count(ring: Ring, slot: int, now: float, n: int = 1) -> None:
 def test_bucket_is_shared_within_its_width() -> None:
     ring = Ring(10.0, 600.0)
     a = ring.bucket(T0 + 1)
-    assert ring.bucket(T0 + 9.99) is a
-    assert a.start == T0
+    assert ring.bucket(T0 + 9.99).start == a.start == T0
+    count(ring, SUCCEEDED, T0 + 9.99)
+    assert a.counts[SUCCEEDED] == 1  # the same bucket
     b = ring.bucket(T0 + 10)
-    assert b is not a
     assert b.start == T0 + 10
     assert len(ring.buckets) == 2
 
@@ -26,7 +26,9 @@ def test_bucket_is_shared_within_its_width() -> None:
 def test_clock_stepping_back_counts_in_newest_bucket() -> None:
     ring = Ring(10.0, 600.0)
     newest = ring.bucket(T0 + 50)
-    assert ring.bucket(T0 + 5) is newest
+    assert ring.bucket(T0 + 5).start == newest.start
+    count(ring, FAILED, T0 + 5)
+    assert newest.counts[FAILED] == 1
     assert len(ring.buckets) == 1
 
 
@@ -99,15 +101,9 @@ def test_bucket_count_is_bounded(width: float, retention: float, step: float) ->
 
 
 def test_sketches_merge_over_the_window() -> None:
-    from sentinel.store.sketch import Sketch
-
     ring = Ring(10.0, 600.0)
     for at, value in ((1, 1.0), (11, 2.0), (21, 3.0), (31, 100.0)):
-        bucket = ring.bucket(T0 + at)
-        sketch = bucket.sketches[RUNTIME]
-        if sketch is None:
-            sketch = bucket.sketches[RUNTIME] = Sketch()
-        sketch.add(value)
+        ring.observe(RUNTIME, value, T0 + at)
     merged = ring.sketch(RUNTIME, 600.0, T0 + 35)
     assert merged.count == 4
     assert merged.max == 100.0
@@ -118,3 +114,55 @@ def test_sketches_merge_over_the_window() -> None:
     assert ring.sketch(MEASURES.index("queue_wait"), 600.0, T0 + 35).quantile(0.5) is None
     # merging into the query result leaves the buckets untouched
     assert ring.sketch(RUNTIME, 600.0, T0 + 35).count == 4
+
+
+def test_ring_bins_are_those_of_a_sketch_of_the_same_observations() -> None:
+    import random
+
+    from sentinel.store.facts import WindowSketch
+    from sentinel.store.sketch import Sketch
+
+    rng = random.Random(3)
+    ring = Ring(10.0, 120.0)
+    seen: list[tuple[float, float]] = []  # (when, value)
+    now = T0
+    for _ in range(3000):
+        now += rng.uniform(0.0, 0.5)
+        value = rng.choice((0.0, rng.lognormvariate(-2.0, 1.5), rng.expovariate(0.2)))
+        ring.observe(RUNTIME, value, now)
+        seen.append((now, value))
+        if rng.random() < 0.01:
+            ring.trim(now)
+    for window in (10.0, 15.0, 60.0, 120.0):
+        since = now - window
+        # the buckets overlapping the window, as the ring counts them
+        first = ring.starts[ring._span(window, now)[0]]
+        want = Sketch()
+        for at, value in seen:
+            if at - at % 10.0 >= first:
+                want.add(value)
+        got = ring.sketch(RUNTIME, window, now)
+        assert got.bins == want.bins, window
+        assert (got.count, got.zeros, got.max) == (want.count, want.zeros, want.max)
+        assert first <= since + 10.0
+        view = WindowSketch(ring, RUNTIME, window, now)
+        for q in (0.0, 0.01, 0.5, 0.9, 0.95, 0.99, 1.0):
+            assert view.quantile(q) == want.quantile(q), (window, q)
+
+
+def test_a_bucket_folds_its_lowest_bins_past_max_bins_like_a_sketch() -> None:
+    from sentinel.store.sketch import MAX_BINS, Sketch
+
+    values = [10.0 ** (e / 200.0) for e in range(-1000, 3000)]
+    ring = Ring(10.0, 600.0)
+    want = Sketch()
+    for v in values[::-1]:
+        ring.observe(RUNTIME, v, T0 + 1)
+        want.add(v)
+    got = ring.sketch(RUNTIME, 600.0, T0 + 1)
+    assert len(got.bins) <= MAX_BINS
+    assert got.bins == want.bins
+    ring.trim(T0 + 10)  # sealed into the arrays: the same bins
+    assert len(ring.bins[RUNTIME]) <= MAX_BINS
+    assert ring.sketch(RUNTIME, 600.0, T0 + 10).bins == want.bins
+    assert got.quantile(0.99) == want.quantile(0.99)
