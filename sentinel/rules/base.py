@@ -40,9 +40,31 @@ def _compiled(patterns: tuple[str, ...]) -> re.Pattern[str]:
     return re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in patterns))
 
 
+def _everything(name: str) -> bool:
+    return True
+
+
+@lru_cache(maxsize=1024)
+def _matcher(patterns: tuple[str, ...]) -> Callable[[str], bool]:
+    """A predicate for the globs: `*` and `prefix*` lists (most rules) need no regex.
+
+    A rule's first tick matches its globs against every known name (10,000 names by 100
+    rules is a million matches); str.startswith with a tuple is about twice as fast.
+    """
+    if "*" in patterns:
+        return _everything
+    heads = tuple(p[:-1] for p in patterns)
+    if all(p.endswith("*") for p in patterns) and not any(
+        c in head for head in heads for c in "*?["
+    ):
+        return lambda name: name.startswith(heads)
+    match = _compiled(patterns).match
+    return lambda name: match(name) is not None
+
+
 def matching(names: Iterable[str], patterns: tuple[str, ...]) -> list[str]:
     """The names that match any of the glob patterns (case-sensitive, like Celery's names)."""
-    match = _compiled(patterns).match
+    match = _matcher(patterns)
     return [n for n in names if match(n)]
 
 
@@ -63,8 +85,11 @@ def matching_tasks(store: FactStore, patterns: tuple[str, ...]) -> list[tuple[st
             cached = None
     if cached is None:
         seen, found = 0, []
-    match = _compiled(patterns).match
-    found = found + [(n, tasks[n]) for n in islice(tasks, seen, None) if match(n)]
+    match = _matcher(patterns)
+    if match is _everything:
+        found = found + list(islice(tasks.items(), seen, None))
+    else:
+        found = found + [(n, tasks[n]) for n in islice(tasks, seen, None) if match(n)]
     if len(store.glob_cache) >= GLOB_CACHE and patterns not in store.glob_cache:
         store.glob_cache.clear()
     store.glob_cache[patterns] = (len(tasks), store.names_version, found)
@@ -72,4 +97,4 @@ def matching_tasks(store: FactStore, patterns: tuple[str, ...]) -> list[tuple[st
 
 
 def matches(name: str, patterns: tuple[str, ...]) -> bool:
-    return _compiled(patterns).match(name) is not None
+    return _matcher(patterns)(name)

@@ -8,17 +8,27 @@ from sentinel.store.windows import FAILED, SUCCEEDED
 
 
 def evaluate(rule: FailureRateRule, store: FactStore, now: float) -> list[Sample]:
-    """failed / (succeeded + failed) per task name over the window; no verdict below min_count."""
-    samples = []
+    """failed / (succeeded + failed) per task name over the window; no verdict below min_count.
+
+    The window's counters come from store.window_counts, shared with every other rule over
+    the same (series, window) in the tick: `*` and `app.*` rules with one window sum each
+    series once.
+    """
+    window, threshold, min_count = rule.window, rule.threshold, rule.min_count
+    window_counts = store.window_counts
+    samples: list[Sample] = []
+    append = samples.append
     for name, series in matching_tasks(store, rule.tasks):
-        counts = store.window_counts(series, rule.window, now)
-        failed, finished = counts[FAILED], counts[FAILED] + counts[SUCCEEDED]
+        counts = window_counts(series, window, now)
+        failed = counts[FAILED]
+        finished = failed + counts[SUCCEEDED]
         if finished == 0:
-            samples.append(Sample({"task": name}, None, rule.threshold, False))
+            append(Sample({"task": name}, None, threshold, False))
             continue
         rate = failed / finished
-        verdict = rate > rule.threshold if finished >= rule.min_count else None
-        if verdict is None and failed == 0:
-            verdict = False  # nothing failed: certainly not over the threshold
-        samples.append(Sample({"task": name}, rate, rule.threshold, verdict))
+        if finished >= min_count:
+            verdict: bool | None = rate > threshold
+        else:
+            verdict = False if failed == 0 else None  # nothing failed: certainly not over it
+        append(Sample({"task": name}, rate, threshold, verdict))
     return samples

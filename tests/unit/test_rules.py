@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import fnmatch
 from typing import Any
 
 import pytest
@@ -13,7 +14,7 @@ from sentinel.config import (
     TaskLatencyRule,
 )
 from sentinel.model import Sample
-from sentinel.rules.base import RULES, evaluator, matches, matching
+from sentinel.rules.base import RULES, evaluator, matches, matching, matching_tasks
 from sentinel.store.facts import FactStore
 
 T0 = 1_700_000_000.0
@@ -99,6 +100,53 @@ def test_every_kind_is_registered() -> None:
 def test_glob_matching(name: str, patterns: tuple[str, ...], expected: bool) -> None:
     assert matches(name, patterns) is expected
     assert matching([name], patterns) == ([name] if expected else [])
+
+
+@pytest.mark.parametrize(
+    "patterns",
+    [
+        ("*",),
+        ("app1.*", "*"),
+        ("app1.*",),
+        ("app1.*", "app2.*"),
+        ("app1*",),
+        ("*.charge",),
+        ("app?.*",),
+        ("app1.*", "app[23].*"),
+        ("app1.t*x",),
+        ("app1.tasks.t1",),
+        ("",),
+        ("a\\*",),
+    ],
+)
+def test_glob_fast_paths_agree_with_fnmatch(patterns: tuple[str, ...]) -> None:
+    names = [
+        "app1.tasks.t1",
+        "app1.tasks.t1x",
+        "app10.x",
+        "app2.charge",
+        "app3.y",
+        "App1.x",
+        "app1",
+        "app1.",
+        "a\\b",
+        "a\\*",
+        "line\nbreak",
+        "",
+    ]
+    expected = [n for n in names if any(fnmatch.fnmatchcase(n, p) for p in patterns)]
+    assert matching(names, patterns) == expected
+    assert [n for n in names if matches(n, patterns)] == expected
+    store = FactStore()
+    for n in names[:6]:
+        store._series(n)
+    first = [n for n, _ in matching_tasks(store, patterns)]
+    for n in names[6:]:
+        store._series(n)
+    assert first == [n for n in expected if n in names[:6]]
+    found = matching_tasks(store, patterns)  # extended with the names that arrived since
+    assert [n for n, _ in found] == [n for n in expected if n]  # "" is never a series
+    assert all(series is store.tasks[n] for n, series in found)
 
 
 # -- no_live_workers --------------------------------------------------------------------------
