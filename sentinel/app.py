@@ -58,6 +58,7 @@ def build_store(config: Config) -> FactStore:
         max_queues=limits.max_queues,
         max_inflight=limits.max_inflight_tasks,
         worker_retention=limits.worker_retention,
+        max_window_bytes=limits.max_window_mib << 20,
     )
 
 

@@ -126,6 +126,9 @@ class LimitsConfig(Strict):
     max_inflight_tasks: int = Field(200_000, gt=0)
     bucket: Duration = 10.0  # width of one time bucket in windows
     worker_retention: Duration = 3600.0  # forget a worker this long after it was last alive
+    # Budget for the windows' counters and latency bins (all task names together); past it the
+    # oldest time bucket of every series is forgotten first, counted as dropped.
+    max_window_mib: int = Field(48, gt=0)
 
     @field_validator("bucket")
     @classmethod

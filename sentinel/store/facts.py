@@ -195,6 +195,7 @@ class Drops:
     inflight: int = 0
     malformed: int = 0
     unknown_task: int = 0
+    buckets: int = 0  # time buckets forgotten early to stay within max_window_bytes
 
     def as_dict(self) -> dict[str, int]:
         return {
@@ -204,6 +205,7 @@ class Drops:
             "inflight_cap": self.inflight,
             "malformed": self.malformed,
             "unknown_task": self.unknown_task,
+            "window_budget": self.buckets,
         }
 
 
@@ -248,6 +250,7 @@ class FactStore:
         max_queues: int = 2_000,
         max_inflight: int = 200_000,
         worker_retention: float = 3600.0,
+        max_window_bytes: int | None = None,
     ) -> None:
         self.lock = threading.Lock()
         self.bucket = bucket
@@ -257,6 +260,8 @@ class FactStore:
         self.max_queues = max_queues
         self.max_inflight = max_inflight
         self.worker_retention = worker_retention
+        self.max_window_bytes = max_window_bytes
+        self.window_bytes = 0  # as of the last prune()
         self.tasks: dict[str, TaskSeries] = {}
         # uuid -> [series, sent_ts, received_ts, started_ts]; insertion order = age, so when full
         # the oldest (most likely a task whose finishing event was lost) goes first.
@@ -593,3 +598,23 @@ class FactStore:
                 del self.workers[hostname]
             for series in self.tasks.values():
                 series.ring.trim(now)
+            self._enforce_budget(now)
+
+    def _enforce_budget(self, now: float) -> None:
+        """Past max_window_bytes, forget the oldest time bucket of every series (buckets share
+        their starts), then the next, until within budget: every window gets equally shorter
+        and the buckets dropped are counted. The bucket being filled is never dropped."""
+        rings = [s.ring for s in self.tasks.values()]
+        used = sum(r.nbytes() for r in rings)
+        budget = self.max_window_bytes
+        if budget is not None:
+            current = now - (now % self.bucket)
+            while used > budget:
+                oldest = min((r.starts[0] for r in rings if r.starts), default=current)
+                if oldest >= current:
+                    break
+                for r in rings:
+                    if r.starts and r.starts[0] <= oldest:
+                        self.drops.buckets += r.drop_until(oldest)
+                used = sum(r.nbytes() for r in rings)
+        self.window_bytes = used

@@ -34,6 +34,10 @@ NM = len(MEASURES)
 KEY_BIAS = 1 << 31  # sketch keys are within +-71,000 (float range): biased, they are >= 0
 COUNT_MASK = (1 << 32) - 1
 _ONE_KEY = 1 << 32
+# A bucket's fixed cost in the arrays (start, counters, per measure offset/observed/zeros/max),
+# and a bin's in the open bucket's dict (entry plus boxed key), for budgeting.
+BUCKET_BYTES = 8 + 4 * NC + (4 + 4 + 4 + 8) * NM
+TAIL_BIN_BYTES = 64
 _ZERO_COUNTS = array("I", [0] * NC)
 _ZERO_MEASURES = array("I", [0] * NM)
 _ZERO_MAXES = array("d", [0.0] * NM)
@@ -262,6 +266,19 @@ class Ring:
             self._drop(bisect_right(starts, horizon))
         if self.tail is not None and starts and starts[-1] + self.width <= now:
             self._seal()
+
+    def nbytes(self) -> int:
+        """Roughly what the ring's data costs (sealed buckets exactly, the open one estimated)."""
+        n = len(self.starts) * BUCKET_BYTES + 8 * sum(len(b) for b in self.bins)
+        if self.tail is not None:
+            n += sum(TAIL_BIN_BYTES * len(s.bins) + 80 for s in self.tail if s is not None)
+        return n
+
+    def drop_until(self, cutoff: float) -> int:
+        """Forget the buckets that start at or before cutoff; how many were dropped."""
+        k = bisect_right(self.starts, cutoff)
+        self._drop(k)
+        return k
 
     # -- compatibility: one bucket at a time ------------------------------------------------
 

@@ -515,3 +515,28 @@ def test_celery_list_body_is_split_into_events() -> None:
     assert store.drops.malformed == 2
     assert store.workers[HOST].alive(T0 + 5)
     assert store.last_event_at == T0 + 5
+
+
+def test_window_budget_forgets_the_oldest_buckets_first() -> None:
+    store = FactStore(bucket=10.0, retention=600.0, max_window_bytes=60_000)
+    now = T0
+    for step in range(60):  # 10 minutes, 20 names busy in every bucket
+        batch = []
+        for i in range(20):
+            u = f"u{step}-{i}"
+            batch += [sent(u, name=f"app.t{i}", ts=now), started(u, ts=now + 0.1)]
+            batch += [succeeded(u, runtime=0.01 * (1 + step % 7 + i))]
+        store.apply_events(batch, now)
+        store.prune(now)
+        assert store.window_bytes <= 60_000
+        now += 10.0
+    assert store.drops.buckets > 0
+    assert store.drops.as_dict()["window_budget"] == store.drops.buckets
+    rings = [s.ring for s in store.tasks.values()]
+    # every series lost the same oldest buckets and kept the newest one
+    assert len({r.starts[0] for r in rings}) == 1
+    assert all(r.starts[-1] == now - 10.0 for r in rings)
+    assert counts(store, "app.t0", now, window=10.0)["succeeded"] == 1
+    unbounded = FactStore(bucket=10.0, retention=600.0)
+    unbounded.prune(now)
+    assert unbounded.window_bytes == 0 and unbounded.drops.buckets == 0
