@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -624,3 +625,40 @@ def test_annotations_rendered_again_only_when_they_can_change(
     h.tick(reloaded.rules)
     assert calls == [500.0, 700.0, 700.0, 3.0]
     assert h.alert("QueueBacklog").annotations == {"summary": "now 3.0"}
+
+
+def test_tick_pauses_the_garbage_collector_and_restores_it(
+    config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = book_module.evaluator
+    during: list[bool] = []
+
+    def watching(kind: str) -> Any:
+        def evaluate(rule: Any, store: FactStore, now: float) -> Any:
+            during.append(gc.isenabled())
+            return real(kind)(rule, store, now)
+
+        return evaluate
+
+    monkeypatch.setattr(book_module, "evaluator", watching)
+    store = FactStore()
+    book = AlertBook(None)
+    assert gc.isenabled()
+    book.tick(config.rules, store, T0)
+    assert gc.isenabled()
+    assert during == [False, False]
+    gc.disable()  # someone else's choice is kept
+    try:
+        book.tick(config.rules, store, T0 + 15)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+    def boom(*_: Any) -> None:
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(book, "_record", boom)
+    store.set_queue_depths({"celery": (500, 1)}, {}, T0 + 30)
+    with pytest.raises(RuntimeError):
+        book.tick(config.rules, store, T0 + 30)
+    assert gc.isenabled()
