@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -112,7 +113,7 @@ class Sentinel:
         if self.queues is not None:
             self.queues.collect()
 
-    def evaluate(self) -> tuple[list[Transition], list[Row]]:
+    def evaluate(self) -> tuple[list[Transition], Sequence[Row]]:
         with self._eval_lock:
             if self.queues is not None:
                 self.queues.collect()

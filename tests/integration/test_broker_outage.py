@@ -99,8 +99,9 @@ def test_broker_restart_is_noticed_and_events_resume(redis_server, tmp_path):
         redis_server.kill()
         alert = wait_firing(sentinel, "BrokerUnreachable", timeout=30)
         assert alert.labels["severity"] == "critical"
-        wait_for(lambda: not sentinel.events.connected.is_set(), 30,
-                 message="the lost stream noticed")
+        wait_for(
+            lambda: not sentinel.events.connected.is_set(), 30, message="the lost stream noticed"
+        )
 
         redis_server.start()
         wait_for(lambda: sentinel.events.connected.is_set(), 90, message="event stream back")
