@@ -53,6 +53,28 @@ class Sender:
         self._threads: dict[str, threading.Thread] = {}
         self._lock = threading.Lock()
 
+    def _retry(
+        self, row: OutboxRow, detail: str, retry_after: float | None, labels: dict[str, str]
+    ) -> int:
+        delay = retry_delay(row.attempts, retry_after, Backoff(RETRY_BASE, RETRY_CAP))
+        self.outbox.retry_later(row, detail, self.clock.now() + delay)
+        self._count(row.channel, "retry")
+        log.warning(
+            "notification to %s for %s failed (attempt %d), retrying in %.1fs: %s",
+            row.channel,
+            row.group_key,
+            row.attempts + 1,
+            delay,
+            detail,
+            extra={
+                "channel": row.channel,
+                "group_labels": labels,
+                "outcome": "retry",
+                "error": detail,
+            },
+        )
+        return 0
+
     def _count(self, channel: str, outcome: str) -> None:
         with self._lock:
             self.outcomes[(channel, outcome)] += 1
@@ -162,24 +184,7 @@ class Sender:
         try:
             memo = self.notifier(row.channel).send(notification)
         except Retryable as e:
-            delay = retry_delay(row.attempts, e.retry_after, Backoff(RETRY_BASE, RETRY_CAP))
-            self.outbox.retry_later(row, e.detail, self.clock.now() + delay)
-            self._count(row.channel, "retry")
-            log.warning(
-                "notification to %s for %s failed (attempt %d), retrying in %.1fs: %s",
-                row.channel,
-                row.group_key,
-                row.attempts + 1,
-                delay,
-                e.detail,
-                extra={
-                    "channel": row.channel,
-                    "group_labels": labels,
-                    "outcome": "retry",
-                    "error": e.detail,
-                },
-            )
-            return 0
+            return self._retry(row, e.detail, e.retry_after, labels)
         except Permanent as e:
             self.outbox.give_up(row, e.detail)
             self._count(row.channel, "failed")
@@ -197,16 +202,10 @@ class Sender:
             )
             return 0
         except Exception as e:  # a bug in a channel: keep the page, retry with backoff
-            delay = retry_delay(row.attempts, None, Backoff(RETRY_BASE, RETRY_CAP))
-            self.outbox.retry_later(row, f"{type(e).__name__}: {e}", self.clock.now() + delay)
-            self._count(row.channel, "retry")
             log.exception(
-                "notification to %s for %s raised unexpectedly; retrying in %.1fs",
-                row.channel,
-                row.group_key,
-                delay,
+                "notification to %s for %s raised unexpectedly", row.channel, row.group_key
             )
-            return 0
+            return self._retry(row, f"{type(e).__name__}: {e}", None, labels)
         self.outbox.delivered(row, dict(memo or {}), self.clock.now())
         self._count(row.channel, "success")
         log.info(
