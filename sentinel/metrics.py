@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, cast
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, cast
 
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -49,6 +49,74 @@ _COUNTER_HELP = {
 }
 
 
+FAMILIES: list[tuple[type[Metric], str, str, list[str]]] = [
+    (CounterMetricFamily, "sentinel_events", "Celery events ingested, by event type.", ["type"]),
+    (
+        CounterMetricFamily,
+        "sentinel_events_dropped",
+        "Celery events or series dropped: a cap reached, malformed, unknown task.",
+        ["reason"],
+    ),
+    (GaugeMetricFamily, "sentinel_alerts", "Current alerts, by state.", ["state"]),
+    (
+        CounterMetricFamily,
+        "sentinel_notifications",
+        "Notification delivery attempts, by channel and outcome.",
+        ["channel", "outcome"],
+    ),
+    (
+        GaugeMetricFamily,
+        "sentinel_outbox_pending",
+        "Notifications decided but not yet delivered.",
+        [],
+    ),
+    (
+        GaugeMetricFamily,
+        "sentinel_rule_evaluation_seconds",
+        "Duration of the last evaluation of all rules.",
+        [],
+    ),
+    (CounterMetricFamily, "sentinel_rule_errors", "Rule evaluations that raised an error.", []),
+    (
+        GaugeMetricFamily,
+        "sentinel_last_collection_timestamp_seconds",
+        "When each collector last succeeded (events: when the last event arrived).",
+        ["source"],
+    ),
+    *((CounterMetricFamily, f"celery_task_{c}", _COUNTER_HELP[c], ["name"]) for c in COUNTERS),
+    (
+        GaugeMetricFamily,
+        "celery_worker_up",
+        "Indicates if a worker has recently sent a heartbeat.",
+        ["hostname"],
+    ),
+    (
+        GaugeMetricFamily,
+        "celery_worker_tasks_active",
+        "The number of tasks the worker is currently processing.",
+        ["hostname"],
+    ),
+    (
+        GaugeMetricFamily,
+        "celery_queue_length",
+        "The number of messages in the broker queue.",
+        ["queue_name"],
+    ),
+    (
+        HistogramMetricFamily,
+        "celery_task_runtime",
+        "Histogram of task runtime measurements.",
+        ["name"],
+    ),
+    (
+        HistogramMetricFamily,
+        "celery_task_queue_wait_time",
+        "Histogram of the time tasks spend waiting in the queue before being executed.",
+        ["name"],
+    ),
+]
+
+
 class SentinelCollector(Collector):
     def __init__(self, sentinel: Sentinel) -> None:
         self.sentinel = sentinel
@@ -59,141 +127,129 @@ class SentinelCollector(Collector):
         yield from self._families()
 
     def collect(self) -> Iterator[Metric]:
-        families = self._families()
-        self._fill(families)
-        yield from families
+        # One family at a time: a filled family is dropped as soon as the exposition has
+        # formatted it, so a scrape over 10,000 task names never holds every sample at once.
+        snapshot = self._snapshot()
+        for family in self._families():
+            self._fill(family, snapshot)
+            yield family
 
     # -- families -------------------------------------------------------------------------
 
-    def _families(self) -> list[Metric]:
-        return [
-            CounterMetricFamily(
-                "sentinel_events", "Celery events ingested, by event type.", labels=["type"]
-            ),
-            CounterMetricFamily(
-                "sentinel_events_dropped",
-                "Celery events or series dropped: a cap reached, malformed, unknown task.",
-                labels=["reason"],
-            ),
-            GaugeMetricFamily("sentinel_alerts", "Current alerts, by state.", labels=["state"]),
-            CounterMetricFamily(
-                "sentinel_notifications",
-                "Notification delivery attempts, by channel and outcome.",
-                labels=["channel", "outcome"],
-            ),
-            GaugeMetricFamily(
-                "sentinel_outbox_pending", "Notifications decided but not yet delivered."
-            ),
-            GaugeMetricFamily(
-                "sentinel_rule_evaluation_seconds",
-                "Duration of the last evaluation of all rules.",
-            ),
-            CounterMetricFamily("sentinel_rule_errors", "Rule evaluations that raised an error."),
-            GaugeMetricFamily(
-                "sentinel_last_collection_timestamp_seconds",
-                "When each collector last succeeded (events: when the last event arrived).",
-                labels=["source"],
-            ),
-            *(
-                CounterMetricFamily(f"celery_task_{c}", _COUNTER_HELP[c], labels=["name"])
-                for c in COUNTERS
-            ),
-            GaugeMetricFamily(
-                "celery_worker_up",
-                "Indicates if a worker has recently sent a heartbeat.",
-                labels=["hostname"],
-            ),
-            GaugeMetricFamily(
-                "celery_worker_tasks_active",
-                "The number of tasks the worker is currently processing.",
-                labels=["hostname"],
-            ),
-            GaugeMetricFamily(
-                "celery_queue_length",
-                "The number of messages in the broker queue.",
-                labels=["queue_name"],
-            ),
-            HistogramMetricFamily(
-                "celery_task_runtime", "Histogram of task runtime measurements.", labels=["name"]
-            ),
-            HistogramMetricFamily(
-                "celery_task_queue_wait_time",
-                "Histogram of the time tasks spend waiting in the queue before being executed.",
-                labels=["name"],
-            ),
-        ]
+    def _families(self) -> Iterator[Metric]:
+        """The families in exposition order, each made only when the caller asks for it."""
+        for cls, name, documentation, labels in FAMILIES:
+            yield cls(name, documentation, labels=labels)
 
     # -- values ---------------------------------------------------------------------------
 
-    def _fill(self, families: list[Metric]) -> None:
-        by_name = {f.name: f for f in families}
+    def _snapshot(self) -> dict[str, Any]:
+        """Everything a scrape reports, copied under the store lock (the event thread waits on
+        it) and formatted outside it."""
         sentinel = self.sentinel
         now = sentinel.clock.now()
         store = sentinel.store
-
-        # Copy under the lock, format outside it: the event thread waits on this lock.
         with store.lock:
             events = dict(store.events_by_type)
             drops = store.drops.as_dict()
             collected = {s: p.ok_at for s, p in store.probes.items() if s != "events"}
             collected["events"] = store.last_event_at
-            tasks = [
+            tasks = sorted(
                 (name, list(s.totals), list(s.histograms[0]), list(s.histograms[1]))
                 for name, s in store.tasks.items()
-            ]
-            workers = [(h, w.alive(now), w.active) for h, w in store.workers.items()]
-            queues = [(q.name, q.depth) for q in store.queues.values()]
-
-        for kind, n in sorted(events.items()):
-            by_name["sentinel_events"].add_metric([kind], n)
-        for reason, n in sorted(drops.items()):
-            by_name["sentinel_events_dropped"].add_metric([reason], n)
-        for source, at in sorted(collected.items()):
-            if at is not None:
-                by_name["sentinel_last_collection_timestamp_seconds"].add_metric([source], at)
+            )
+            workers = sorted((h, w.alive(now), w.active) for h, w in store.workers.items())
+            queues = sorted((q.name, q.depth) for q in store.queues.values())
 
         book = sentinel.book
         states = [a.state for a in list(book.alerts.values())]
-        for state in (State.PENDING, State.FIRING):
-            by_name["sentinel_alerts"].add_metric([state.value], states.count(state))
-        by_name["sentinel_rule_evaluation_seconds"].add_metric([], book.last_duration)
-        by_name["sentinel_rule_errors"].add_metric([], book.rule_errors)
-
         sender = sentinel.sender
         # Every configured channel x outcome from the start, so rate() sees the first failure.
         outcomes = dict.fromkeys(((c, o) for c in sentinel.config.channels for o in OUTCOMES), 0)
+        pending: int | None = None
         if sender is not None:
             outcomes.update(dict(sender.outcomes))
             try:
-                pending: int | None = sender.outbox.count()
-            except (
-                sqlite3.Error
-            ) as e:  # storage closed during shutdown: omit, don't fail the scrape
+                pending = sender.outbox.count()
+            except sqlite3.Error as e:  # storage closed during shutdown: omit, don't fail
                 log.debug("outbox count unavailable: %s", e)
-                pending = None
-            if pending is not None:
-                by_name["sentinel_outbox_pending"].add_metric([], pending)
-        for (channel, outcome), n in sorted(outcomes.items()):
-            by_name["sentinel_notifications"].add_metric([channel, outcome], n)
+        return {
+            "events": sorted(events.items()),
+            "drops": sorted(drops.items()),
+            "collected": sorted((k, v) for k, v in collected.items() if v is not None),
+            "states": states,
+            "evaluation": book.last_duration,
+            "rule_errors": book.rule_errors,
+            "outcomes": sorted(outcomes.items()),
+            "pending": pending,
+            "tasks": tasks,
+            "workers": workers,
+            "queues": queues,
+        }
 
-        for name, totals, runtime, queue_wait in sorted(tasks):
-            for i, counter in enumerate(COUNTERS):
-                by_name[f"celery_task_{counter}"].add_metric([name], totals[i])
-            for family, hist in (
-                ("celery_task_runtime", runtime),
-                ("celery_task_queue_wait_time", queue_wait),
-            ):
-                _add_histogram(cast(HistogramMetricFamily, by_name[family]), name, hist)
+    def _fill(self, family: Metric, snap: dict[str, Any]) -> None:
+        name = family.name
+        add = family.add_metric  # type: ignore[attr-defined]
+        if name == "sentinel_events":
+            for kind, n in snap["events"]:
+                add([kind], n)
+        elif name == "sentinel_events_dropped":
+            for reason, n in snap["drops"]:
+                add([reason], n)
+        elif name == "sentinel_last_collection_timestamp_seconds":
+            for source, at in snap["collected"]:
+                add([source], at)
+        elif name == "sentinel_alerts":
+            for state in (State.PENDING, State.FIRING):
+                add([state.value], snap["states"].count(state))
+        elif name == "sentinel_rule_evaluation_seconds":
+            add([], snap["evaluation"])
+        elif name == "sentinel_rule_errors":
+            add([], snap["rule_errors"])
+        elif name == "sentinel_outbox_pending":
+            if snap["pending"] is not None:
+                add([], snap["pending"])
+        elif name == "sentinel_notifications":
+            for (channel, outcome), n in snap["outcomes"]:
+                add([channel, outcome], n)
+        elif name.startswith("celery_task_") and name[len("celery_task_") :] in COUNTERS:
+            slot = COUNTERS.index(name[len("celery_task_") :])
+            _stream(family, snap["tasks"], lambda row: add([row[0]], row[1][slot]))
+        elif name in ("celery_task_runtime", "celery_task_queue_wait_time"):
+            index = 2 if name == "celery_task_runtime" else 3
+            histogram = cast(HistogramMetricFamily, family)
+            _stream(
+                family, snap["tasks"], lambda row: _add_histogram(histogram, row[0], row[index])
+            )
+        elif name == "celery_worker_up":
+            for hostname, alive, _active in snap["workers"]:
+                add([hostname], 1 if alive else 0)
+        elif name == "celery_worker_tasks_active":
+            for hostname, alive, active in snap["workers"]:
+                # A dead worker's last heartbeat count is history, not work in progress.
+                add([hostname], active if alive else 0)
+        elif name == "celery_queue_length":
+            for queue, depth in snap["queues"]:
+                # A failed probe is a gap, not an empty queue: no sample rather than a 0.
+                if depth is not None:
+                    add([queue], depth)
 
-        for hostname, alive, active in sorted(workers):
-            by_name["celery_worker_up"].add_metric([hostname], 1 if alive else 0)
-            # A dead worker's last heartbeat count is history, not work in progress.
-            by_name["celery_worker_tasks_active"].add_metric([hostname], active if alive else 0)
 
-        for queue, depth in sorted(queues, key=lambda q: q[0]):
-            # A failed probe is a gap, not an empty queue: no sample rather than a 0.
-            if depth is not None:
-                by_name["celery_queue_length"].add_metric([queue], depth)
+def _stream(family: Metric, rows: list[Any], add: Callable[[Any], None]) -> None:
+    """Make a per-task family's samples while the exposition reads them, a task at a time.
+
+    With 10,000 task names a histogram family is ~190,000 samples; built up front, every
+    family of a scrape would sit in memory together (hundreds of MiB). `add` appends one task's
+    samples through the family's own add_metric, so the exposition format stays the library's.
+    """
+
+    def samples() -> Iterator[Any]:
+        for row in rows:
+            family.samples = []
+            add(row)
+            yield from family.samples
+
+    family.samples = samples()  # type: ignore[assignment]
 
 
 def _add_histogram(family: HistogramMetricFamily, name: str, hist: list[float]) -> None:
