@@ -38,5 +38,8 @@ def setup(level: str = "info", fmt: str = "text") -> None:
     root.setLevel(level.upper())
     # Chatty libraries stay at WARNING unless we are debugging.
     if level.lower() != "debug":
-        for name in ("apscheduler", "kombu", "celery", "amqp", "urllib3", "slack_sdk"):
+        for name in ("kombu", "celery", "amqp", "urllib3", "slack_sdk"):
             logging.getLogger(name).setLevel(logging.WARNING)
+        # "skipped: maximum number of running instances" is a slow inspect round, which the
+        # inspect probe already reports; a job that raises is still logged at ERROR.
+        logging.getLogger("apscheduler").setLevel(logging.ERROR)
