@@ -16,6 +16,7 @@ from typing import Any
 
 from sentinel import __version__, logs, silence_cli
 from sentinel.config import Config, ConfigError, default_path, load
+from sentinel.display import format_value, table
 from sentinel.model import Labels
 from sentinel.units import format_duration
 
@@ -178,22 +179,20 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if not sentinel.events.connected.is_set():
         problems.append("events: not connected")
     kinds = {rule.name: rule.kind for rule in config.rules}
-    table = [("RULE", "LABELS", "VALUE", "THRESHOLD", "STATE")]
+    lines = [("RULE", "LABELS", "VALUE", "THRESHOLD", "STATE")]
     for row in rows:
         kind = kinds[row.rule]
-        table.append(
+        lines.append(
             (
                 row.rule,
                 _instance(row.labels),
-                _fmt(kind, row.value),
-                _fmt(kind, row.threshold),
+                format_value(kind, row.value),
+                format_value(kind, row.threshold),
                 row.state,
             )
         )
-    widths = [max(len(r[i]) for r in table) for i in range(5)]
-    for r in table:
-        print("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip())
-    if len(table) == 1:
+    print("\n".join(table(lines)))
+    if len(lines) == 1:
         print("(no rule produced a verdict)")
     for p in problems:
         print(f"warning: {p}", file=sys.stderr)
@@ -203,16 +202,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def _instance(labels: Labels) -> str:
     keep = {k: v for k, v in labels.items() if k not in ("alertname", "severity")}
     return ",".join(f"{k}={v}" for k, v in keep.items()) or "-"
-
-
-def _fmt(kind: str, value: float | None) -> str:
-    if value is None:
-        return "n/a"
-    if kind == "failure_rate":
-        return f"{value * 100:.1f}%"
-    if kind in ("task_latency", "idle_worker"):
-        return f"{value:.3f}s" if value < 10 else f"{value:.0f}s"
-    return f"{value:g}"
 
 
 def cmd_notify_test(args: argparse.Namespace) -> int:

@@ -12,6 +12,7 @@ from typing import Any
 import requests
 
 from sentinel.config import ConfigError, default_path, load
+from sentinel.display import table
 from sentinel.notify.silence import Matcher
 from sentinel.units import parse_duration
 
@@ -110,7 +111,5 @@ def run(args: argparse.Namespace) -> int:
             continue
         matchers = " ".join(str(Matcher.from_api(m)) for m in s["matchers"])
         rows.append((s["id"], state, matchers, s["endsAt"], s["createdBy"], s["comment"]))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for r in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+    print("\n".join(table(rows)))
     return 0

@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, TextIO
 
-from sentinel.demo.story import clock, fmt_value
+from sentinel.demo.story import clock
 from sentinel.demo.watch import Snapshot, instance
+from sentinel.display import format_value
 
 STATUS_EVERY = 10.0
 
@@ -182,8 +183,8 @@ class LiveConsole:
                 (
                     instance(labels),
                     state,
-                    fmt_value(kind, a.get("value")),
-                    fmt_value(kind, a.get("threshold")),
+                    format_value(kind, a.get("value")),
+                    format_value(kind, a.get("threshold")),
                     clock(_epoch(since) - view.started) if since else "",
                 )
             )

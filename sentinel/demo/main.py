@@ -29,8 +29,9 @@ from sentinel.demo.console import Console, LiveConsole, PlainConsole, View
 from sentinel.demo.procs import Child, stop_all
 from sentinel.demo.receiver import WebhookReceiver
 from sentinel.demo.scenario import KILLED_WORKER, Timeline, config_text
-from sentinel.demo.story import Story, fmt_value
+from sentinel.demo.story import Story
 from sentinel.demo.watch import Api, LogPage, LogTail, Problem, Sent, Snapshot, Transition, instance
+from sentinel.display import format_value
 from sentinel.units import parse_duration
 
 MARKER = ".sentinel-demo"
@@ -361,8 +362,8 @@ class Demo:
             if isinstance(item, Transition):
                 self.story.transition(item)
                 kind = self.story.kinds.get(item.labels.get("alertname", ""))
-                value = fmt_value(kind, item.value)
-                threshold = fmt_value(kind, item.threshold)
+                value = format_value(kind, item.value)
+                threshold = format_value(kind, item.threshold)
                 self.note(
                     item.after if item.after != "inactive" else "resolved",
                     f"{instance(item.labels)} {item.before} -> {item.after}"

@@ -18,16 +18,6 @@ def clock(t: float) -> str:
     return f"{t // 60:02d}:{t % 60:02d}"
 
 
-def fmt_value(kind: str | None, value: float | None) -> str:
-    if value is None:
-        return "n/a"
-    if kind == "failure_rate":
-        return f"{value * 100:.1f}%"
-    if kind in ("task_latency", "idle_worker"):
-        return f"{value:.1f}s" if value < 100 else f"{value:.0f}s"
-    return f"{value:g}"
-
-
 @dataclass(slots=True)
 class AlertRecord:
     name: str
