@@ -41,6 +41,7 @@ class EventCollector:
         self.connected = threading.Event()
         self.reconnects = 0
         self._stop = threading.Event()
+        self._lost_at: float | None = None  # when the stream dropped, until it is back
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
@@ -60,7 +61,10 @@ class EventCollector:
                 self._consume(backoff)
             except Exception as e:  # any broker/transport failure: report, wait, reconnect
                 self.connected.clear()
-                self.store.probe_failed(self.source, f"{type(e).__name__}: {e}", self.clock.now())
+                now = self.clock.now()
+                if self._lost_at is None:
+                    self._lost_at = now
+                self.store.probe_failed(self.source, f"{type(e).__name__}: {e}", now)
                 delay = backoff.next()
                 log.warning(
                     "event stream lost (%s: %s); reconnecting in %.1fs", type(e).__name__, e, delay
@@ -88,7 +92,11 @@ class EventCollector:
                 # and the answers to this broadcast could be published before that.
                 raw = _raw_subscriber(consumer)
                 self.app.control.broadcast("heartbeat", connection=conn)
-                self.store.probe_ok(self.source, self.clock.now())
+                now = self.clock.now()
+                self.store.probe_ok(self.source, now)
+                if self._lost_at is not None:
+                    self.store.stream_restored(self._lost_at, now)
+                    self._lost_at = None
                 self.connected.set()
                 if self.reconnects:
                     log.info("event stream re-established after %d attempt(s)", backoff.attempt)

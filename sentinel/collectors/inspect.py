@@ -80,7 +80,9 @@ class InspectCollector:
         # A ping answer is evidence of life until the next snapshot is due.
         ttl = self.interval + self.timeout
         self.store.set_inspect(set(pings), pinged_at, ttl, active_queues, stats, active, now)
-        self.store.probe_ok(self.source, now)
+        # Stamped with the round's start: a round the broker died during can come back with
+        # no replies and no error, and must not pass for evidence gathered after the outage.
+        self.store.probe_ok(self.source, pinged_at)
         log.debug("inspect round: %d worker(s) answered in %.2fs", len(pings), now - pinged_at)
 
 

@@ -34,6 +34,7 @@ from sentinel.store.windows import (
 )
 
 DEFAULT_FREQ = 2.0
+RECONNECT_GRACE = 30.0  # kombu's ensure_connection interval_max: a worker's longest retry wait
 
 # Cumulative histogram bounds for the celery-exporter compatible latency metrics (seconds).
 HISTOGRAM_BOUNDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 600, 1800)
@@ -134,6 +135,7 @@ class WorkerState:
     offline_at: float | None = None
     ping_at: float | None = None
     ping_ttl: float = 0.0
+    grace_until: float = 0.0  # after an event-stream gap: time to send a heartbeat we can see
     active: int = 0
     processed: int = 0
     last_activity: float = 0.0
@@ -154,6 +156,8 @@ class WorkerState:
             expires = self.heartbeat_at + 2.0 * self.freq
         if self.ping_at is not None and self.ping_at > expires:
             expires = self.ping_at + self.ping_ttl
+        if self.grace_until > expires:
+            expires = self.grace_until
         if self.offline_at is not None and self.offline_at >= max(
             self.heartbeat_at or 0.0, self.ping_at or 0.0
         ):
@@ -460,6 +464,17 @@ class FactStore:
             self.retention = retention
             for series in self.tasks.values():
                 series.ring.retention = retention
+
+    def stream_restored(self, lost_at: float, now: float) -> None:
+        """The event stream is back after a gap in which no heartbeat could reach us (a broker
+        restart stops the workers' heartbeats too). Workers alive when it was lost have until
+        their own reconnect could take (kombu retries a lost broker every <= 30 s) plus
+        2 x freq to show up, before their silence counts as death."""
+        deadline = now + RECONNECT_GRACE
+        with self.lock:
+            for worker in self.workers.values():
+                if worker.alive(lost_at):
+                    worker.grace_until = max(worker.grace_until, deadline + 2.0 * worker.freq)
 
     def count_malformed(self, n: int) -> None:
         with self.lock:

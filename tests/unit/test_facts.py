@@ -540,3 +540,40 @@ def test_window_budget_forgets_the_oldest_buckets_first() -> None:
     unbounded = FactStore(bucket=10.0, retention=600.0)
     unbounded.prune(now)
     assert unbounded.window_bytes == 0 and unbounded.drops.buckets == 0
+
+
+def test_a_stream_gap_gives_live_workers_time_to_reconnect() -> None:
+    from sentinel.store.facts import RECONNECT_GRACE
+
+    store = FactStore()
+    beat = {
+        "type": "worker-heartbeat",
+        "hostname": "w@h",
+        "freq": 2.0,
+        "active": 0,
+        "processed": 0,
+        "timestamp": 1.0,
+    }
+    store.apply_event(beat, 100.0)
+    # The broker (and with it the event stream) is down from 101 to 160.
+    store.stream_restored(lost_at=101.0, now=160.0)
+    worker = store.workers["w@h"]
+    assert worker.alive(160.0 + RECONNECT_GRACE)  # still within its grace
+    assert not worker.alive(160.0 + RECONNECT_GRACE + 4.0)  # never came back: dead
+    store.apply_event({"type": "worker-offline", "hostname": "w@h", "timestamp": 2.0}, 161.0)
+    assert not worker.alive(162.0)  # an explicit goodbye is not overridden by the grace
+
+
+def test_a_worker_already_dead_when_the_stream_dropped_gets_no_grace() -> None:
+    store = FactStore()
+    beat = {
+        "type": "worker-heartbeat",
+        "hostname": "w@h",
+        "freq": 2.0,
+        "active": 0,
+        "processed": 0,
+        "timestamp": 1.0,
+    }
+    store.apply_event(beat, 100.0)
+    store.stream_restored(lost_at=110.0, now=120.0)
+    assert not store.workers["w@h"].alive(121.0)
