@@ -546,15 +546,7 @@ def test_a_stream_gap_gives_live_workers_time_to_reconnect() -> None:
     from sentinel.store.facts import RECONNECT_GRACE
 
     store = FactStore()
-    beat = {
-        "type": "worker-heartbeat",
-        "hostname": "w@h",
-        "freq": 2.0,
-        "active": 0,
-        "processed": 0,
-        "timestamp": 1.0,
-    }
-    store.apply_event(beat, 100.0)
+    store.apply_event(heartbeat("w@h", active=0, processed=0), 100.0)
     # The broker (and with it the event stream) is down from 101 to 160.
     store.stream_restored(lost_at=101.0, now=160.0)
     worker = store.workers["w@h"]
@@ -566,14 +558,6 @@ def test_a_stream_gap_gives_live_workers_time_to_reconnect() -> None:
 
 def test_a_worker_already_dead_when_the_stream_dropped_gets_no_grace() -> None:
     store = FactStore()
-    beat = {
-        "type": "worker-heartbeat",
-        "hostname": "w@h",
-        "freq": 2.0,
-        "active": 0,
-        "processed": 0,
-        "timestamp": 1.0,
-    }
-    store.apply_event(beat, 100.0)
+    store.apply_event(heartbeat("w@h", active=0, processed=0), 100.0)
     store.stream_restored(lost_at=110.0, now=120.0)
     assert not store.workers["w@h"].alive(121.0)
