@@ -19,10 +19,9 @@ from pathlib import Path
 import pytest
 from celery import Celery
 
+from tests.services import RabbitVhost, RedisServer
+
 ROOT = Path(__file__).resolve().parent.parent
-REDIS_DB = int(os.environ.get("SENTINEL_TEST_REDIS_DB", "9"))
-REDIS_URL = f"redis://127.0.0.1:6379/{REDIS_DB}"
-AMQP_URL = "amqp://guest:guest@127.0.0.1:5672//"
 
 
 def wait_for(
@@ -40,21 +39,6 @@ def wait_for(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {message}")
         time.sleep(interval)
-
-
-def _port_open(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
-def _require(host: str, port: int, what: str) -> None:
-    if not _port_open(host, port):
-        if os.environ.get("CI"):
-            pytest.fail(f"{what} is not reachable on {host}:{port} (required under CI)")
-        pytest.skip(f"{what} is not running on {host}:{port}")
 
 
 @dataclass
@@ -80,15 +64,31 @@ class Broker:
                         channel = conn.channel()
 
 
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A private redis-server for the whole run (never the machine's shared one)."""
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server.url
+    server.kill()
+
+
+@pytest.fixture(scope="session")
+def amqp_url() -> Iterator[str]:
+    """A fresh RabbitMQ vhost for the whole run, deleted with everything in it at the end."""
+    vhost = RabbitVhost()
+    vhost.create()
+    yield vhost.url
+    vhost.delete()
+
+
 @pytest.fixture(params=["redis", "rabbitmq"])
 def broker(request: pytest.FixtureRequest) -> Iterator[Broker]:
     queue = f"sentinel-test-{uuid.uuid4().hex[:8]}"
     if request.param == "redis":
-        _require("127.0.0.1", 6379, "Redis")
-        b = Broker("redis", REDIS_URL, queue)
+        b = Broker("redis", request.getfixturevalue("redis_url"), queue)
     else:
-        _require("127.0.0.1", 5672, "RabbitMQ")
-        b = Broker("rabbitmq", AMQP_URL, queue)
+        b = Broker("rabbitmq", request.getfixturevalue("amqp_url"), queue)
     b.purge()
     yield b
     b.purge()

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import REDIS_URL, ROOT, _require, wait_for
+from tests.conftest import ROOT, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -102,7 +102,8 @@ BACKLOG = """
 
 
 class Daemon:
-    def __init__(self, tmp_path: Path, rules: str) -> None:
+    def __init__(self, tmp_path: Path, rules: str, broker: str) -> None:
+        self.broker = broker
         self.config = tmp_path / "rules.yaml"
         self.db = tmp_path / "sentinel.db"
         self.write(rules)
@@ -123,7 +124,7 @@ class Daemon:
         self.url = f"http://127.0.0.1:{match.group(1)}"  # type: ignore[union-attr]
 
     def write(self, rules: str) -> None:
-        self.config.write_text(CONFIG.format(broker=REDIS_URL, db=self.db, rules=rules))
+        self.config.write_text(CONFIG.format(broker=self.broker, db=self.db, rules=rules))
 
     def log(self) -> str:
         return self.log_path.read_text()
@@ -146,9 +147,8 @@ class Daemon:
 
 
 @pytest.fixture
-def daemon(tmp_path: Path) -> Iterator[Daemon]:
-    _require("127.0.0.1", 6379, "Redis")
-    d = Daemon(tmp_path, NO_WORKERS)
+def daemon(tmp_path: Path, redis_url: str) -> Iterator[Daemon]:
+    d = Daemon(tmp_path, NO_WORKERS, redis_url)
     yield d
     d.stop()
 

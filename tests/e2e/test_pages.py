@@ -12,7 +12,6 @@ import email
 import email.policy
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -26,6 +25,7 @@ from aiosmtpd.controller import Controller
 
 from tests.conftest import ROOT, wait_for
 from tests.receivers import Receiver, ok_json
+from tests.services import free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -41,15 +41,9 @@ class Inbox:
         return "250 OK"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def inbox() -> Iterator[tuple[Inbox, int]]:
-    box, port = Inbox(), _free_port()
+    box, port = Inbox(), free_port()
     controller = Controller(box, hostname="127.0.0.1", port=port)
     controller.start()
     yield box, port

@@ -16,7 +16,7 @@ from sentinel.api.server import ApiServer
 from sentinel.app import Sentinel
 from sentinel.config import parse
 from sentinel.model import rfc3339
-from tests.conftest import REDIS_URL, Broker, _require, wait_for
+from tests.conftest import Broker, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -78,11 +78,10 @@ class Api:
 
 
 @pytest.fixture
-def make_api(tmp_path: Path) -> Iterator[Callable[..., Api]]:
+def make_api(tmp_path: Path, redis_url: str) -> Iterator[Callable[..., Api]]:
     running: list[Api] = []
 
-    def make(token: str = TOKEN, broker: str = REDIS_URL) -> Api:
-        _require("127.0.0.1", 6379, "Redis")
+    def make(token: str = TOKEN, broker: str = redis_url) -> Api:
         text = CONFIG.format(
             broker=broker,
             path=tmp_path / f"sentinel-{len(running)}.db",

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -16,23 +15,18 @@ import pytest
 
 from sentinel.app import Sentinel
 from sentinel.config import parse
-from tests.conftest import REDIS_URL, ROOT, _require, wait_for
+from tests.conftest import ROOT, wait_for
 from tests.receivers import Receiver, ok_json
+from tests.services import free_port
 
 pytestmark = pytest.mark.integration
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def config_text(tmp_path: Path, channels: str, route_channels: list[str]) -> str:
+def config_text(redis_url: str, tmp_path: Path, channels: str, route_channels: list[str]) -> str:
     # No worker listens on this Redis db, so NoLiveWorkers fires after the first inspect.
     return f"""
 celery:
-  broker_url: "{REDIS_URL}"
+  broker_url: "{redis_url}"
   queues: [sentinel-delivery-test]
   inspect_interval: 1s
   inspect_timeout: 500ms
@@ -57,11 +51,6 @@ channels:
 
 
 @pytest.fixture
-def redis_up() -> None:
-    _require("127.0.0.1", 6379, "Redis")
-
-
-@pytest.fixture
 def receivers() -> Iterator[list[Receiver]]:
     made: list[Receiver] = []
     yield made
@@ -70,7 +59,7 @@ def receivers() -> Iterator[list[Receiver]]:
 
 
 def test_retryable_errors_are_retried_until_delivered_and_a_400_is_given_up(
-    redis_up, receivers, tmp_path
+    redis_url, receivers, tmp_path
 ):
     hook = Receiver()
     receivers.append(hook)
@@ -95,7 +84,7 @@ def test_retryable_errors_are_retried_until_delivered_and_a_400_is_given_up(
     type: webhook
     url: http://127.0.0.1:{refused_port}/alerts
 """
-    config = parse(config_text(tmp_path, channels, ["hook", "pd", "late"]), env={})
+    config = parse(config_text(redis_url, tmp_path, channels, ["hook", "pd", "late"]), env={})
     s = Sentinel(config)
     s.start()
     try:
@@ -156,12 +145,13 @@ def start_daemon(config_path: Path, log_path: Path) -> subprocess.Popen[bytes]:
     )
 
 
-def test_sigkill_before_the_channel_answers_redelivers_once(redis_up, receivers, tmp_path):
+def test_sigkill_before_the_channel_answers_redelivers_once(redis_url, receivers, tmp_path):
     hook = HoldingReceiver()
     receivers.append(hook)
     config_path = tmp_path / "rules.yaml"
     config_path.write_text(
         config_text(
+            redis_url,
             tmp_path,
             f"""
   hook:

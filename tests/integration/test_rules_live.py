@@ -271,8 +271,9 @@ def test_events_resume_after_subscription_is_dropped(
     else:
         import subprocess
 
+        vhost = broker.url.rsplit("/", 1)[1]  # only this run's connections, never anyone else's
         subprocess.run(
-            ["rabbitmqctl", "close_all_connections", "sentinel test"],
+            ["rabbitmqctl", "close_all_connections", "-p", vhost, "sentinel test"],
             check=True,
             capture_output=True,
             timeout=60,
