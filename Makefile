@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint install
+.PHONY: run test lint install services fuzz
 
 $(BIN)/sentinel: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,5 +20,12 @@ lint: $(BIN)/sentinel
 	$(BIN)/ruff check sentinel tests bench
 	$(BIN)/ruff format --check sentinel tests bench
 
-test: lint
+services:
+	scripts/test-services
+
+test: lint services
 	$(BIN)/pytest -q -p no:cacheprovider
+
+# The property-based harnesses (marked `fuzz`) with a long budget; `make test` runs them short.
+fuzz: $(BIN)/sentinel services
+	SENTINEL_HYPOTHESIS_PROFILE=fuzz $(BIN)/pytest -q -p no:cacheprovider -m fuzz

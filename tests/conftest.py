@@ -18,10 +18,20 @@ from pathlib import Path
 
 import pytest
 from celery import Celery
+from hypothesis import HealthCheck, settings
 
 from tests.services import RabbitVhost, RedisServer
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# Property-based tests: a bounded budget in `make test` and CI, a long one in `make fuzz`.
+settings.register_profile(
+    "default", max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.register_profile(
+    "fuzz", max_examples=20_000, deadline=None, suppress_health_check=list(HealthCheck)
+)
+settings.load_profile(os.environ.get("SENTINEL_HYPOTHESIS_PROFILE", "default"))
 
 
 def wait_for(
