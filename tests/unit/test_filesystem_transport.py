@@ -154,7 +154,8 @@ def test_a_corrupt_message_is_set_aside_not_fatal(
 ) -> None:
     monkeypatch.setattr(filesystem_transport, "TORN_READ_WAIT", 0.05)
     publish(options, [])
-    bad = Path(options["data_folder_in"], "1_00000000-0000-0000-0000-000000000000.default.msg")
+    # "0_" sorts before any real `<monotonic ms>_` name ("1_" would sort after "16..._").
+    bad = Path(options["data_folder_in"], "0_00000000-0000-0000-0000-000000000000.default.msg")
     bad.write_text("{not json")
     publish(options, ["good"])
 
