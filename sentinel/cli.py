@@ -67,7 +67,9 @@ def _parser() -> argparse.ArgumentParser:
         help="real workers on a local filesystem broker, alerts within a minute",
     )
     demo.add_argument("--dir", default=None, help="working folder (default: a new temp folder)")
-    demo.add_argument("--duration", default="5m", help="how long to run (e.g. 90s, 5m)")
+    demo.add_argument(
+        "--duration", default="90s", help="how long to run (default 90s: one full cycle; e.g. 5m)"
+    )
     demo.add_argument(
         "--no-live", action="store_true", help="plain log lines instead of the live console view"
     )
@@ -163,6 +165,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if config is None:
         return 1
     sentinel = Sentinel(config, persist=False)
+    unreachable = _broker_error(sentinel.app)
+    if unreachable is not None:
+        print(f"sentinel eval: cannot reach the broker {unreachable}", file=sys.stderr)
+        return 1
+    # eval sends nothing and writes nothing: an "inactive -> firing" WARNING would read as if
+    # an alert had fired. The table is the whole answer.
+    quiet = _NoTransitions()
+    handlers = list(logging.getLogger().handlers)
+    for handler in handlers:
+        handler.addFilter(quiet)
     sentinel.events.start()
     try:
         listen = 4.0 if args.listen is None else args.listen
@@ -171,12 +183,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
         sentinel.collect_once()
         time.sleep(max(0.0, deadline - time.monotonic()))
         _, rows = sentinel.evaluate()
+        events_connected = sentinel.events.connected.is_set()  # stop() clears it
     finally:
         sentinel.events.stop()
+        for handler in handlers:
+            handler.removeFilter(quiet)
     problems = [
         f"{p.source}: {p.error}" for p in sentinel.store.probes.values() if not p.ok and p.error
     ]
-    if not sentinel.events.connected.is_set():
+    if not events_connected:
         problems.append("events: not connected")
     kinds = {rule.name: rule.kind for rule in config.rules}
     lines = [("RULE", "LABELS", "VALUE", "THRESHOLD", "STATE")]
@@ -197,6 +212,31 @@ def cmd_eval(args: argparse.Namespace) -> int:
     for p in problems:
         print(f"warning: {p}", file=sys.stderr)
     return 0
+
+
+class _NoTransitions(logging.Filter):
+    """Drops alert-transition records (they carry `to_state`, see app.log_transition)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not hasattr(record, "to_state")
+
+
+def _broker_error(app: Any, timeout: float = 10.0) -> str | None:
+    """None when the broker accepts a connection, else "URL: reason" on one line (password
+    masked)."""
+    from kombu.utils.url import maybe_sanitize_url
+
+    conn = app.connection_for_read()
+    try:
+        # Two attempts half a second apart: a refused port fails at once, a blackholed host
+        # within the transport's connect timeout; eval is a one-shot and should say so fast.
+        conn.ensure_connection(max_retries=1, interval_start=0.5, timeout=timeout)
+    except Exception as e:  # kombu raises the transport's own errors as OperationalError
+        reason = " ".join(str(e).split()) or type(e).__name__
+        return f"{maybe_sanitize_url(str(app.conf.broker_url))}: {reason}"
+    finally:
+        conn.release()
+    return None
 
 
 def _instance(labels: Labels) -> str:

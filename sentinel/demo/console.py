@@ -4,8 +4,11 @@ plain timestamped lines (`--no-live`, pipes, CI), then the summary."""
 from __future__ import annotations
 
 import bisect
+import contextlib
+import os
 import shutil
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, TextIO
@@ -66,8 +69,70 @@ def status_text(view: View) -> str:
     )
 
 
+class Sink(Protocol):
+    def write(self, text: str, /) -> int: ...
+    def flush(self) -> None: ...
+
+
+class Output:
+    """The demo's stdout, which may go away at any moment: `| head` leaves (EPIPE), a closed
+    terminal hangs up (EIO). A failed write must never abort the shutdown that stops the
+    children, so the first failure turns the output into a sink and calls `on_lost` once."""
+
+    def __init__(self, out: TextIO, on_lost: Callable[[], None] = lambda: None) -> None:
+        self.out = out
+        self.on_lost = on_lost
+        self.lost = False
+
+    def write(self, text: str) -> int:
+        if not self.lost:
+            try:
+                self.out.write(text)
+            except OSError:
+                self._lose()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.lost:
+            try:
+                self.out.flush()
+            except OSError:
+                self._lose()
+
+    def isatty(self) -> bool:
+        return not self.lost and self.out.isatty()
+
+    def _lose(self) -> None:
+        self.lost = True
+        _silence(self.out)
+        self.on_lost()
+
+
+def _silence(out: TextIO) -> None:
+    """Point the dead descriptor (and stderr, when it is the same terminal or pipe) at
+    /dev/null: what is still buffered then flushes there at exit, instead of a second
+    BrokenPipeError or EIO traceback from the interpreter's own shutdown."""
+    try:
+        fd = out.fileno()
+    except (OSError, ValueError):
+        return
+    try:
+        dead = os.fstat(fd)
+    except OSError:
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        for target in {fd, 1, 2}:
+            with contextlib.suppress(OSError):
+                st = os.fstat(target)
+                if (st.st_dev, st.st_ino) == (dead.st_dev, dead.st_ino):
+                    os.dup2(devnull, target)
+    finally:
+        os.close(devnull)
+
+
 class PlainConsole:
-    def __init__(self, out: TextIO = sys.stdout) -> None:
+    def __init__(self, out: Sink = sys.stdout) -> None:
         self.out = out
         self._last_status = 0.0
 
@@ -92,7 +157,7 @@ class PlainConsole:
 class LiveConsole:
     """Redraws one block in place: cursor up over the previous frame, clear, draw."""
 
-    def __init__(self, out: TextIO = sys.stdout, recent: int = 10) -> None:
+    def __init__(self, out: Sink = sys.stdout, recent: int = 10) -> None:
         self.out = out
         self.keep = recent
         self.recent: list[tuple[float, str, str]] = []

@@ -2,7 +2,10 @@
 
 Start order is data-flow order: workers, then sentinel (so it never sees an empty cluster and
 pages about it), then the producer. Every child runs in its own process group and is stopped
-in `finally`, whether the run ended by duration, Ctrl-C, SIGTERM or an exception.
+in `finally`, whether the run ended by duration, Ctrl-C, SIGTERM, SIGHUP (the terminal
+closed), SIGPIPE or a stdout that went away (`| head`), or an exception; and dies with the demo
+if the demo itself is SIGKILLed (`guard`). summary.json is written on every one of these but
+the last.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from typing import Any
 
 from sentinel.config import ConfigError, load
 from sentinel.demo.app import BULK_QUEUE, DEFAULT_QUEUE, ENV_DIR, prepare_dirs
-from sentinel.demo.console import Console, LiveConsole, PlainConsole, View
+from sentinel.demo.console import Console, LiveConsole, Output, PlainConsole, View
 from sentinel.demo.procs import Child, stop_all
 from sentinel.demo.receiver import WebhookReceiver
 from sentinel.demo.scenario import KILLED_WORKER, Timeline, config_text
@@ -35,6 +38,9 @@ from sentinel.display import format_value
 from sentinel.units import parse_duration
 
 MARKER = ".sentinel-demo"
+# Every way the demo can be told to stop. SIGPIPE is ignored by Python (writes fail with EPIPE
+# instead, which Output handles); handled here too for a parent that reset it to the default.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGPIPE)
 STARTUP_TIMEOUT = 60.0
 STOP_TIMEOUT = 10.0
 TICK = 1.0
@@ -49,6 +55,15 @@ class Interrupted(Exception):
 
 
 def run_demo(args: argparse.Namespace) -> int:
+    if getattr(args, "config", None):
+        # The demo writes and runs its own config (tuned to its own traffic and broker): a
+        # user's rules.yaml would silently be ignored, so refuse it instead.
+        print(
+            "demo: -c/--config is not used: the demo generates its own config "
+            "(see rules.yaml in its --dir); run `sentinel run -c FILE` for yours",
+            file=sys.stderr,
+        )
+        return 2
     try:
         duration = parse_duration(args.duration)
     except ValueError as e:
@@ -59,10 +74,15 @@ def run_demo(args: argparse.Namespace) -> int:
         # A run starts by deleting logs/ and broker/ there: never in someone's project folder.
         print(f"--dir {root}: not empty and not made by `sentinel demo`", file=sys.stderr)
         return 2
-    live = not args.no_live and sys.stdout.isatty()
-    console: Console = LiveConsole() if live else PlainConsole()
+    out = Output(sys.stdout)
+    live = not args.no_live and out.isatty()
+    console: Console = LiveConsole(out) if live else PlainConsole(out)
     level = "debug" if args.log_level == "debug" else "info"
-    return Demo(root.resolve(), duration, console, level).run()
+    demo = Demo(root.resolve(), duration, console, level)
+    out.on_lost = demo.output_lost
+    if out.lost:  # already gone while drawing the first frame
+        demo.output_lost()
+    return demo.run()
 
 
 def free_port() -> int:
@@ -101,10 +121,7 @@ class Demo:
     # -- entry point ----------------------------------------------------------------------
 
     def run(self) -> int:
-        previous = {
-            sig: signal.signal(sig, self._on_signal)
-            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-        }
+        previous = {sig: signal.signal(sig, self._on_signal) for sig in STOP_SIGNALS}
         receiver: WebhookReceiver | None = None
         code = 0
         try:
@@ -135,6 +152,12 @@ class Demo:
         if self.stop.is_set():
             self.hurry = True
             return
+        self.stop.set()
+
+    def output_lost(self) -> None:
+        """Nobody reads the demo any more (`| head` left, the terminal closed): stop, as a
+        SIGPIPE would, but through the shutdown that stops the children and writes the
+        summary."""
         self.stop.set()
 
     # -- start-up -------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Child processes, each the leader of its own process group, so that stopping one stops
 everything it started too, and a Ctrl-C at the terminal reaches only the demo, which then
-stops the children in its own order."""
+stops the children in its own order. Each is started through `sentinel.demo.guard`, so that
+it dies with the demo even when the demo is SIGKILLed and never gets to stop it."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import contextlib
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -33,10 +35,12 @@ class Child:
 
     def start(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        # The parent-death signal fires when the thread that forked the child ends, not the
+        # process: the demo starts every child from its main thread.
         # Appending keeps the log of a killed worker next to the one of its successor.
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
-                self.argv,
+                guarded(self.argv),
                 cwd=self.cwd,
                 env=self.env,
                 stdin=subprocess.DEVNULL,
@@ -89,6 +93,11 @@ class Child:
         except OSError:
             return ""
         return "\n".join(text.splitlines()[-lines:])
+
+
+def guarded(argv: Sequence[str]) -> list[str]:
+    """`argv` behind the parent-death guard; the guard execs it, so the pid stays the same."""
+    return [sys.executable, "-m", "sentinel.demo.guard", str(os.getpid()), "--", *argv]
 
 
 def stop_all(
