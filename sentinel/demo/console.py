@@ -114,7 +114,7 @@ def _silence(out: TextIO) -> None:
     BrokenPipeError or EIO traceback from the interpreter's own shutdown."""
     try:
         fd = out.fileno()
-    except (OSError, ValueError):
+    except (AttributeError, OSError, ValueError):  # not a file (a test's stream), or closed
         return
     try:
         dead = os.fstat(fd)
