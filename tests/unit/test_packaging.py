@@ -69,6 +69,34 @@ def test_systemd_unit_reloads_with_hup_and_is_hardened() -> None:
         assert line in unit
 
 
+def _unit_values(key: str) -> list[str]:
+    unit = (ROOT / "systemd" / "sentinel.service").read_text()
+    return re.findall(rf"^{key}=(.*)$", unit, re.MULTILINE)
+
+
+def test_systemd_unit_documentation_is_the_readme_its_install_step_copies() -> None:
+    (doc,) = _unit_values("Documentation")
+    assert doc.startswith("file://")
+    installed = doc.removeprefix("file://")
+    unit = (ROOT / "systemd" / "sentinel.service").read_text()
+    assert f"README.md {installed}" in unit  # the `install -D ... README.md <path>` line
+    assert (ROOT / "README.md").exists()
+
+
+def test_systemd_unit_runs_in_its_state_directory_and_documents_credentials() -> None:
+    assert _unit_values("WorkingDirectory") == ["/var/lib/sentinel"]
+    assert _unit_values("StateDirectory") == ["sentinel"]
+    unit = (ROOT / "systemd" / "sentinel.service").read_text()
+    assert "LoadCredential=" in unit and "${CREDENTIALS_DIRECTORY}" in unit
+
+
+def test_license_is_the_mit_license_pyproject_declares() -> None:
+    assert 'license = "MIT"' in (ROOT / "pyproject.toml").read_text()
+    text = (ROOT / "LICENSE").read_text()
+    assert text.startswith("MIT License")
+    assert "Copyright (c) 2026 the sentinel authors" in text
+
+
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze not here")
 def test_systemd_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
     sentinel_bin = Path(sys.executable).parent / "sentinel"
