@@ -29,6 +29,8 @@ EXPOSE 9808
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
   CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:9808/healthz', timeout=4)"]
 
-# Exec form: sentinel is PID 1's direct child-free process and receives SIGTERM/SIGHUP itself.
+# Exec form: sentinel itself is PID 1 (no shell in between), so SIGTERM and SIGHUP reach it.
+# Secrets: mount them as files (Docker/Kubernetes secrets under /run/secrets) and name them
+# with `<key>_file:` in rules.yaml; they must be readable by uid 10001.
 ENTRYPOINT ["sentinel"]
 CMD ["run", "--log-format", "json"]
