@@ -1,27 +1,40 @@
-"""The HTTP server: a threaded wsgiref server, a route table, and the token check on writes.
+"""The HTTP server: waitress behind a route table, and the token check on writes.
 
 Endpoint logic lives in health.py, alerts.py and silences.py; this module only decides which
 of them answers a request, and whether the caller may write.
+
+waitress rather than wsgiref + ThreadingMixIn: one I/O thread reads each request in full before
+a fixed pool of worker threads sees it, so a flood or a slowloris client costs a small buffer,
+not a thread; the listen backlog is 1,024, not 5; header and body sizes are capped by the
+parser (431/413); idle and half-sent connections are closed without a traceback.
 """
 
 from __future__ import annotations
 
 import hmac
+import ipaddress
+import json
 import logging
 import re
 import socket
-import socketserver
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 
 from prometheus_client import CollectorRegistry, make_wsgi_app
+from waitress import wasyncore
+from waitress.adjustments import Adjustments
+from waitress.channel import HTTPChannel
+from waitress.parser import HTTPRequestParser
+from waitress.server import TcpWSGIServer
+from waitress.task import ErrorTask, ThreadedTaskDispatcher
 
 from sentinel.api.alerts import AlertViews
 from sentinel.api.health import Health
-from sentinel.api.http import HttpError, Request, Response, error
+from sentinel.api.http import MAX_BODY, HttpError, Request, Response, error
 from sentinel.api.silences import SilenceViews
 from sentinel.metrics import SentinelCollector
 
@@ -48,34 +61,110 @@ def route(path: str, **methods: Handler) -> Route:
     return Route(re.compile(f"^{regex}$"), methods)
 
 
-class _Handler(WSGIRequestHandler):
-    # A client that connects and says nothing must not hold a thread for ever.
-    timeout = 30.0
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What one client, or a flood of them, can cost the server.
 
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("%s " + format, self.address_string(), *args)
+    Memory is bounded by `connections` x (`max_header` + `max_body`): ~72 MiB at the defaults,
+    whatever arrives; a connection past `connections` waits in the kernel's listen backlog.
+    """
+
+    threads: int = 8  # workers running endpoint code; requests beyond them queue, read in full
+    connections: int = 256  # open connections; past this, accept() pauses
+    backlog: int = 1024  # the kernel's queue of connections not yet accepted
+    max_header: int = 32 * 1024  # request line + headers; past it 431
+    max_body: int = MAX_BODY  # past it 413 (checked against Content-Length before reading)
+    idle_timeout: float = 30.0  # no byte from the client for this long: closed
+    request_timeout: float = 60.0  # a request still incomplete this long after it began: closed
 
 
-class _Server(socketserver.ThreadingMixIn, WSGIServer):
-    daemon_threads = True
+def is_loopback(host: str) -> bool:
+    """Whether `host` (an address or a name) is reachable from this machine only."""
+    if host == "localhost":
+        return True
+    try:
+        ip = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return False  # a name: it may resolve anywhere, so it counts as exposed
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_loopback
 
-    def __init__(self, address: tuple[str, int], family: socket.AddressFamily) -> None:
-        self.address_family = family
-        super().__init__(address, _Handler)
 
-    def server_bind(self) -> None:
-        # HTTPServer.server_bind calls socket.getfqdn(), a reverse DNS lookup that can stall
-        # start-up for seconds where DNS is slow or absent (containers, air-gapped hosts).
-        socketserver.TCPServer.server_bind(self)
-        host, port = self.server_address[:2]
-        self.server_name = str(host)
-        self.server_port = int(port)
-        self.setup_environ()
+class _Parser(HTTPRequestParser):
+    """Remembers when a request began, so a client that trickles a byte at a time (and so
+    never looks idle) is still cut off."""
+
+    def __init__(self, adj: Adjustments) -> None:
+        super().__init__(adj)
+        self.began = time.time()
+
+
+class _JsonErrorTask(ErrorTask):
+    """waitress's own parse errors (400, 413, 431) with the API's JSON error body."""
+
+    def execute(self) -> None:
+        e = self.request.error
+        body = json.dumps({"error": f"{e.reason}: {e.body}"}).encode()
+        self.status = f"{e.code} {e.reason}"
+        self.response_headers.append(("Content-Type", "application/json"))
+        self.set_close_on_finish()
+        self.content_length = len(body)
+        self.write(body)
+
+
+class _Channel(HTTPChannel):
+    parser_class = _Parser
+    error_task_class = _JsonErrorTask
+
+
+class _Dispatcher(ThreadedTaskDispatcher):
+    """A queued request is what a burst looks like, not a warning (waitress logs one per
+    request queued behind busy workers)."""
+
+    def add_task(self, task: Any) -> None:
+        with self.lock:
+            self.queue.append(task)
+            self.queue_cv.notify()
+
+
+class _Server(TcpWSGIServer):
+    channel_class = _Channel
+    request_timeout = 60.0
+
+    def maintenance(self, now: float) -> None:
+        """Close idle and half-sent connections (waitress closes idle ones only), logged at
+        debug: a client that went quiet is routine, not an error."""
+        idle_cutoff = now - self.adj.channel_timeout
+        for channel in list(self.active_channels.values()):
+            if channel.requests or channel.will_close:
+                continue  # a request is being answered: the worker owns it
+            partial = channel.request
+            if partial is not None and now - partial.began > self.request_timeout:
+                why = f"request incomplete after {now - partial.began:.0f}s"
+            elif channel.last_activity < idle_cutoff:
+                what = "request incomplete" if partial is not None else "idle"
+                why = f"{what}, nothing received for {now - channel.last_activity:.0f}s"
+            else:
+                continue
+            log.debug("closing connection from %s: %s (client timeout)", _peer(channel), why)
+            channel.will_close = True
+
+
+def _peer(channel: HTTPChannel) -> str:
+    addr = channel.addr
+    return f"{addr[0]}:{addr[1]}" if isinstance(addr, tuple) else str(addr)
 
 
 class ApiServer:
-    def __init__(self, sentinel: Sentinel, registry: CollectorRegistry | None = None) -> None:
+    def __init__(
+        self,
+        sentinel: Sentinel,
+        registry: CollectorRegistry | None = None,
+        limits: Limits | None = None,
+    ) -> None:
         self.sentinel = sentinel
+        self.limits = limits or Limits()
         if registry is None:
             registry = CollectorRegistry()
             registry.register(SentinelCollector(sentinel))
@@ -93,44 +182,102 @@ class ApiServer:
             route("/api/v1/silences", GET=silences.index, POST=silences.create),
             route("/api/v1/silences/{id}", DELETE=silences.expire),
         ]
+        host, port = sentinel.config.server.host_port
+        # Until start() knows the bound address, judge by the configured one.
+        self.address = (host, port)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
 
     # -- lifecycle ------------------------------------------------------------------------
 
     def start(self) -> None:
         host, port = self.sentinel.config.server.host_port
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        server = _Server((host, port), family)
-        server.set_app(self)
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever,
-            kwargs={"poll_interval": 0.25},
-            name="sentinel-http",
-            daemon=True,
+        limits = self.limits
+        adj = Adjustments(
+            threads=limits.threads,
+            connection_limit=limits.connections,
+            backlog=limits.backlog,
+            max_request_header_size=limits.max_header,
+            max_request_body_size=limits.max_body,
+            # Bodies are at most max_body: keep them in memory rather than in temp files.
+            inbuf_overflow=limits.max_body + 1,
+            channel_timeout=limits.idle_timeout,
+            cleanup_interval=max(0.1, min(1.0, limits.idle_timeout / 4)),
+            asyncore_use_poll=True,  # select() stops at fd 1024
+            # A reset by the client is its business; waitress would log each with a traceback.
+            log_socket_errors=False,
+            ident="sentinel",
+            expose_tracebacks=False,
         )
+        dispatcher = _Dispatcher()
+        dispatcher.set_thread_count(limits.threads)
+        self._map: dict[int, Any] = {}
+        try:
+            server = _Server(
+                self,
+                map=self._map,
+                dispatcher=dispatcher,
+                adj=adj,
+                sockinfo=(family, socket.SOCK_STREAM, socket.IPPROTO_TCP, (host, port)),
+            )
+        except BaseException:
+            dispatcher.shutdown(timeout=1)
+            raise
+        server.request_timeout = limits.request_timeout
+        self._server = server
+        self.address = (str(server.effective_host), int(server.effective_port))
+        self._stopping.clear()
+        self._thread = threading.Thread(target=self._serve, name="sentinel-http", daemon=True)
         self._thread.start()
-        log.info("HTTP API listening on %s:%d", host, self.port)
+        log.info("HTTP API listening on %s", self.listening)
+        if self.read_only:
+            log.warning(
+                "the API is read-only: it listens on %s, which is not a loopback address, and "
+                "server.token is not set, so anyone who can reach it could silence alerts; "
+                "writes answer 403 until server.token is set (SENTINEL_API_TOKEN)",
+                self.listening,
+            )
+
+    def _serve(self) -> None:
+        server = self._server
+        assert server is not None
+        try:
+            while not self._stopping.is_set():
+                wasyncore.loop(timeout=0.25, map=self._map, use_poll=True, count=1)
+        finally:
+            # In the I/O thread, which owns every socket in the map.
+            wasyncore.close_all(self._map, ignore_all=True)
 
     @property
     def port(self) -> int:
         if self._server is None:
             raise RuntimeError("ApiServer is not started")
-        return int(self._server.server_address[1])
+        return self.address[1]
+
+    @property
+    def listening(self) -> str:
+        host, port = self.address
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+    @property
+    def read_only(self) -> bool:
+        """No token and reachable from other machines: writes are refused (issue 9 item 7)."""
+        return not self._token() and not is_loopback(self.address[0])
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Stop accepting; requests in flight run on daemon threads and are not waited for."""
+        """Stop accepting, close every connection, let running requests finish (up to timeout)."""
         server, thread = self._server, self._thread
         self._server = self._thread = None
         if server is None:
             return
-        # serve_forever notices shutdown within one poll_interval; handlers run on their own
-        # threads, so nothing in that loop can hold it up.
-        server.shutdown()
-        server.server_close()
+        self._stopping.set()
+        with suppress(OSError):  # the I/O thread may have closed the trigger already
+            server.pull_trigger()  # wake the poll now rather than at its timeout
         if thread is not None:
             thread.join(timeout)
+        server.task_dispatcher.shutdown(timeout=timeout)
 
     # -- WSGI -----------------------------------------------------------------------------
 
@@ -138,6 +285,14 @@ class ApiServer:
         method = environ.get("REQUEST_METHOD", "GET").upper()
         response = self.handle(environ)
         start_response(response.status_line, response.header_list())
+        log.debug(
+            '%s "%s %s" %d %d',
+            environ.get("REMOTE_ADDR", "-"),
+            method,
+            environ.get("PATH_INFO") or "/",
+            response.status,
+            len(response.body),
+        )
         return [] if method == "HEAD" else [response.body]
 
     def handle(self, environ: WSGIEnvironment) -> Response:
@@ -165,11 +320,21 @@ class ApiServer:
                 return error(500, "internal error; see the sentinel log")
         return error(404, f"no such endpoint: {path}")
 
-    def authorize(self, request: Request) -> None:
+    def _token(self) -> str:
         # Read on every request: a SIGHUP reload may have changed the token.
         secret = self.sentinel.config.server.token
-        expected = secret.get_secret_value() if secret is not None else ""
+        return secret.get_secret_value() if secret is not None else ""
+
+    def authorize(self, request: Request) -> None:
+        expected = self._token()
         if not expected:  # `token: ${SENTINEL_API_TOKEN:-}` with the variable unset
+            if not is_loopback(self.address[0]):
+                raise HttpError(
+                    403,
+                    f"the API is read-only: sentinel listens on {self.listening}, which is not "
+                    "a loopback address, and server.token is not set; set server.token "
+                    "(SENTINEL_API_TOKEN) to allow writes",
+                )
             return
         scheme, _, given = (request.header("Authorization") or "").partition(" ")
         challenge = [("WWW-Authenticate", 'Bearer realm="sentinel"')]
