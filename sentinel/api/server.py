@@ -46,6 +46,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("sentinel.api")
 
 Handler = Callable[[Request], Response]
+LINGER_SECONDS = 2.0  # how long a refused client may go on sending before the socket closes
+LINGER_BYTES = 8 * 1024 * 1024  # ... or how much of it is read and thrown away
 WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
@@ -111,11 +113,59 @@ class _JsonErrorTask(ErrorTask):
         self.set_close_on_finish()
         self.content_length = len(body)
         self.write(body)
+        self.channel.linger = True
 
 
 class _Channel(HTTPChannel):
+    """After an error response, a lingering close (as nginx's `lingering_close`): send FIN,
+    then read and discard what the client still sends for a moment. Closing at once with its
+    unread bytes in the buffer makes the kernel send RST, and the client then loses the
+    431/413 it was sent."""
+
     parser_class = _Parser
     error_task_class = _JsonErrorTask
+    linger = False  # set by an error response
+    _linger_until = 0.0
+    _discarded = 0
+
+    def handle_close(self) -> None:
+        if self.linger and not self._linger_until and self.socket is not None:
+            self.linger = False
+            try:
+                self.socket.shutdown(socket.SHUT_WR)
+            except OSError:
+                return super().handle_close()
+            self._linger_until = time.monotonic() + LINGER_SECONDS
+            self.will_close = self.close_when_flushed = False
+            return None
+        return super().handle_close()
+
+    def readable(self) -> bool:
+        return True if self._linger_until else bool(super().readable())
+
+    def writable(self) -> bool:
+        if self._linger_until:  # "writable" only to get handle_write called at the deadline
+            return time.monotonic() > self._linger_until or self.will_close
+        return bool(super().writable())
+
+    def handle_write(self) -> None:
+        if self._linger_until:
+            return super().handle_close()
+        return super().handle_write()
+
+    def handle_read(self) -> None:
+        if not self._linger_until:
+            return super().handle_read()
+        try:
+            data = self.socket.recv(65536) if self.socket is not None else b""
+        except BlockingIOError:
+            return None
+        except OSError:
+            data = b""
+        self._discarded += len(data)
+        if not data or self._discarded > LINGER_BYTES:
+            super().handle_close()
+        return None
 
 
 class _Dispatcher(ThreadedTaskDispatcher):
@@ -130,21 +180,22 @@ class _Dispatcher(ThreadedTaskDispatcher):
 
 class _Server(TcpWSGIServer):
     channel_class = _Channel
+    idle_timeout = 30.0
     request_timeout = 60.0
 
     def maintenance(self, now: float) -> None:
         """Close idle and half-sent connections (waitress closes idle ones only), logged at
         debug: a client that went quiet is routine, not an error."""
-        idle_cutoff = now - self.adj.channel_timeout
+        idle_cutoff = now - self.idle_timeout
         for channel in list(self.active_channels.values()):
             if channel.requests or channel.will_close:
                 continue  # a request is being answered: the worker owns it
             partial = channel.request
             if partial is not None and now - partial.began > self.request_timeout:
-                why = f"request incomplete after {now - partial.began:.0f}s"
+                why = f"request incomplete after {now - partial.began:.1f}s"
             elif channel.last_activity < idle_cutoff:
                 what = "request incomplete" if partial is not None else "idle"
-                why = f"{what}, nothing received for {now - channel.last_activity:.0f}s"
+                why = f"{what}, nothing received for {now - channel.last_activity:.1f}s"
             else:
                 continue
             log.debug("closing connection from %s: %s (client timeout)", _peer(channel), why)
@@ -203,8 +254,9 @@ class ApiServer:
             max_request_body_size=limits.max_body,
             # Bodies are at most max_body: keep them in memory rather than in temp files.
             inbuf_overflow=limits.max_body + 1,
-            channel_timeout=limits.idle_timeout,
-            cleanup_interval=max(0.1, min(1.0, limits.idle_timeout / 4)),
+            # waitress keeps both in whole seconds; _Server.maintenance applies the timeouts.
+            channel_timeout=max(1, round(limits.idle_timeout)),
+            cleanup_interval=1,
             asyncore_use_poll=True,  # select() stops at fd 1024
             # A reset by the client is its business; waitress would log each with a traceback.
             log_socket_errors=False,
@@ -225,6 +277,7 @@ class ApiServer:
         except BaseException:
             dispatcher.shutdown(timeout=1)
             raise
+        server.idle_timeout = limits.idle_timeout
         server.request_timeout = limits.request_timeout
         self._server = server
         self.address = (str(server.effective_host), int(server.effective_port))
