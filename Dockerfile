@@ -20,6 +20,8 @@ COPY rules.example.yaml /etc/sentinel/rules.yaml
 ENV SENTINEL_CONFIG=/etc/sentinel/rules.yaml \
     SENTINEL_DB=/var/lib/sentinel/sentinel.db \
     SENTINEL_LISTEN=0.0.0.0:9808
+# Without SENTINEL_API_TOKEN the API on 0.0.0.0 is read-only (writes answer 403): pass one
+# (-e SENTINEL_API_TOKEN=...) to manage silences through it.
 
 USER sentinel
 WORKDIR /var/lib/sentinel

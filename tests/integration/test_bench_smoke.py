@@ -76,3 +76,10 @@ def test_detect() -> None:
     out = run_bench("detect.py", "--fast", "--timeout", "30")
     assert re.search(r"failure rate: first failing task -> firing +[\d.]+ s, -> page", out), out
     assert re.search(r"worker death: SIGKILL -> firing +[\d.]+ s, -> page", out), out
+
+
+def test_api_load() -> None:
+    out = run_bench("api_load.py", "--n", "100", "--rounds", "1", "--slowloris", "5")
+    assert re.search(r"round 1: ok 100/100 .* errors: none", out), out
+    assert re.search(r"median round: p50 [\d.]+ ms, p99 [\d.]+ ms, max [\d.]+ ms", out), out
+    assert "refused 0, failed 0 of 100; tracebacks in sentinel's log: 0" in out, out
