@@ -67,8 +67,11 @@ def route(path: str, **methods: Handler) -> Route:
 class Limits:
     """What one client, or a flood of them, can cost the server.
 
-    Memory is bounded by `connections` x (`max_header` + `max_body`): ~72 MiB at the defaults,
-    whatever arrives; a connection past `connections` waits in the kernel's listen backlog.
+    Memory for connections is bounded by `connections` x (`max_header` + `max_body` +
+    `out_in_memory`): ~136 MiB at the defaults, whatever arrives; a connection past
+    `connections` waits in the kernel's listen backlog. A response a client is slow to read
+    past `out_in_memory` (a big /metrics) waits in a temporary file (tempfile's directory: /tmp,
+    else the working directory, the state volume in the Docker image).
     """
 
     threads: int = 8  # workers running endpoint code; requests beyond them queue, read in full
@@ -78,6 +81,7 @@ class Limits:
     max_body: int = MAX_BODY  # past it 413 (checked against Content-Length before reading)
     idle_timeout: float = 30.0  # no byte from the client for this long: closed
     request_timeout: float = 60.0  # a request still incomplete this long after it began: closed
+    out_in_memory: int = 256 * 1024  # unsent response bytes per connection kept in memory
 
 
 def is_loopback(host: str) -> bool:
@@ -254,6 +258,7 @@ class ApiServer:
             max_request_body_size=limits.max_body,
             # Bodies are at most max_body: keep them in memory rather than in temp files.
             inbuf_overflow=limits.max_body + 1,
+            outbuf_overflow=limits.out_in_memory,
             # waitress keeps both in whole seconds; _Server.maintenance applies the timeouts.
             channel_timeout=max(1, round(limits.idle_timeout)),
             cleanup_interval=1,
