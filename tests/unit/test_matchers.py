@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from sentinel.notify.matchers import Matcher, MatcherError, matches_all, parse_matcher, parse_matchers
+from sentinel.notify.matchers import (
+    Matcher,
+    MatcherError,
+    matches_all,
+    parse_matcher,
+    parse_matchers,
+)
 
 # (input, expected [(name, op, value), ...]); the behaviour follows pkg/labels/parse_test.go.
 VALID: list[tuple[str, list[tuple[str, str, str]]]] = [
@@ -42,7 +48,7 @@ VALID: list[tuple[str, list[tuple[str, str, str]]]] = [
     ),
     (
         '{quote="She said: \\"Hi, ladies! That\'s gender-neutral…\\""}',
-        [("quote", "=", "She said: \"Hi, ladies! That's gender-neutral…\"")],
+        [("quote", "=", 'She said: "Hi, ladies! That\'s gender-neutral…"')],
     ),
     # OpenMetrics escapes; any other backslash, and a trailing one, stays literal.
     ('a="x\\ny"', [("a", "=", "x\ny")]),
