@@ -24,9 +24,12 @@ __all__ = [
     "Matcher",
     "MatcherError",
     "Op",
+    "format_matchers",
     "matches_all",
+    "parse_config_matchers",
     "parse_matcher",
     "parse_matchers",
+    "sort_key",
 ]
 
 Op = Literal["=", "!=", "=~", "!~"]
@@ -104,6 +107,29 @@ class Matcher:
 def matches_all(matchers: Iterable[Matcher], labels: Mapping[str, str]) -> bool:
     """True when every matcher matches (an empty list matches everything)."""
     return all(m.matches(labels) for m in matchers)
+
+
+def sort_key(m: Matcher) -> tuple[str, str, int]:
+    """Alertmanager's matcher order (`labels.Matchers.Less`): name, value, then = != =~ !~."""
+    return (m.name, m.value, OPS.index(m.op))
+
+
+def format_matchers(matchers: Iterable[Matcher]) -> str:
+    """`{a="1",b=~"x.*"}`, as `labels.Matchers.String()` prints a list (in the given order)."""
+    return "{" + ",".join(str(m) for m in matchers) + "}"
+
+
+def parse_config_matchers(lines: Iterable[str]) -> list[Matcher]:
+    """A `matchers:` list from route or inhibit config: each line may hold several matchers;
+    the result is sorted as Alertmanager's `config.Matchers` sorts it (route keys print it)."""
+    if isinstance(lines, str):
+        raise MatcherError("matchers must be a list of strings, e.g. ['severity=\"critical\"']")
+    out: list[Matcher] = []
+    for i, line in enumerate(lines):
+        if not isinstance(line, str):
+            raise MatcherError(f"matchers[{i}]: must be a string, got {type(line).__name__}")
+        out.extend(parse_matchers(line))
+    return sorted(out, key=sort_key)
 
 
 # --- parsing (pkg/labels/parse.go) --------------------------------------------------------

@@ -7,7 +7,9 @@ import pytest
 from sentinel.notify.matchers import (
     Matcher,
     MatcherError,
+    format_matchers,
     matches_all,
+    parse_config_matchers,
     parse_matcher,
     parse_matchers,
 )
@@ -252,3 +254,31 @@ def test_matcher_is_frozen_and_hashable() -> None:
     assert {m, Matcher("a", "=~", "x")} == {m}
     with pytest.raises(AttributeError):
         m.value = "y"  # type: ignore[misc]
+
+
+def test_config_matchers_are_sorted_as_alertmanager_sorts_them() -> None:
+    ms = parse_config_matchers(['severity="critical"', 'a=~"x", a="x"', "a!=x", "a=y, a!~x"])
+    assert format_matchers(ms) == '{a="x",a!="x",a=~"x",a!~"x",a="y",severity="critical"}'
+    assert parse_config_matchers([]) == []
+    assert parse_config_matchers([""]) == []
+
+
+@pytest.mark.parametrize(
+    ("lines", "error"),
+    [
+        ('severity="critical"', "must be a list of strings"),
+        ([1], r"matchers\[0\]: must be a string"),
+        (['a="1"', "bad-name=2"], "bad matcher format: 'bad-name=2'"),
+    ],
+)
+def test_config_matchers_errors(lines: object, error: str) -> None:
+    with pytest.raises(MatcherError, match=error):
+        parse_config_matchers(lines)  # type: ignore[arg-type]
+
+
+def test_format_matchers() -> None:
+    assert format_matchers([]) == "{}"
+    assert parse_matchers(format_matchers(parse_matchers('{b=~"x,y", a="q\\"uote"}'))) == [
+        Matcher("b", "=~", "x,y"),
+        Matcher("a", "=", 'q"uote'),
+    ]
