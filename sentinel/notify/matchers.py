@@ -5,7 +5,7 @@ route and inhibit config and amtool 0.25 use: tolerant where it is tolerant (unq
 optional braces, a trailing comma, a lone backslash kept literally) and strict where it is
 strict (an unescaped `"` inside a value, a label name that is not `[a-zA-Z_:][a-zA-Z0-9_:]*`).
 
-Regexes are RE2 in Alertmanager and `re` here. `_translate_re2` turns the RE2 spellings that
+Regexes are RE2 in Alertmanager and `re` here. `_Re2Translator` turns the RE2 spellings that
 `re` reads differently (`\\z`, `\\Q...\\E`, `[[:alpha:]]`, ASCII-only `\\d \\s \\w`) into `re`
 spellings, and refuses the `re`-only constructs RE2 refuses (lookaround, backreferences,
 possessive quantifiers), so a pattern means the same thing in both or is rejected here.
