@@ -341,6 +341,9 @@ class ChannelBase(Strict):
     send_resolved: bool = True
     templates: dict[str, str] = Field(default_factory=dict)  # per-channel Jinja2 overrides
     timeout: Duration = 10.0
+    # Sends to this channel in flight at once, each for a different group (one group's
+    # notifications stay in order): a slow receiver then delays only the groups it holds.
+    max_in_flight: int = Field(16, ge=1, le=256)
 
     @field_validator("timeout")
     @classmethod

@@ -1,4 +1,11 @@
-"""Drains the outbox: one thread per channel, so a slow or broken channel delays only itself.
+"""Drains the outbox: per channel, a bounded number of sends in flight at once, one per group.
+
+A slow receiver holding each request for seconds then delays only the groups it is answering,
+not every group behind them: different groups go out concurrently (at most the channel's
+`max_in_flight`), while one group's notifications to one channel stay strictly in order, because
+the outbox holds one row per (group, channel) and a row is never claimed while its group is in
+flight. A newer decision for a group rewrites that row (the send in flight finishes, then the
+newer one goes); it never displaces another group's row.
 
 This is the one place that retries. Retryable errors back off exponentially with jitter
 (honouring Retry-After) until the send succeeds or a newer decision cancels it; permanent
@@ -26,11 +33,29 @@ log = logging.getLogger("sentinel.notify")
 
 RETRY_BASE = 1.0
 RETRY_CAP = 300.0
+# Sends in flight at once per channel when its config does not say (`max_in_flight`):
+# Alertmanager runs every group's send on its own goroutine, without a cap; a cap keeps a
+# storm of groups from opening hundreds of connections to one receiver.
+MAX_IN_FLIGHT = 16
+# How long the channel loop sleeps at most when nothing wakes it (a row decided by another
+# process, a clock jump): the outbox is the truth, the wake-ups are only a shortcut.
+IDLE_POLL = 1.0
 
 
 def retry_delay(attempts: int, retry_after: float | None, backoff: Backoff) -> float:
     backoff.attempt = attempts
     return max(retry_after or 0.0, backoff.next())
+
+
+class _Lane:
+    """One channel's delivery: the groups in flight and the threads sending them."""
+
+    def __init__(self, channel: str) -> None:
+        self.channel = channel
+        self.wake = threading.Event()
+        self.in_flight: dict[str, threading.Thread] = {}  # group key -> its send
+        self.lock = threading.Lock()
+        self.loop: threading.Thread | None = None
 
 
 class Sender:
@@ -49,8 +74,7 @@ class Sender:
         self.notifiers: dict[str, Notifier] = dict(notifiers or {})
         self.outcomes: Counter[tuple[str, str]] = Counter()
         self._stop = threading.Event()
-        self._wake: dict[str, threading.Event] = {}
-        self._threads: dict[str, threading.Thread] = {}
+        self._lanes: dict[str, _Lane] = {}
         self._lock = threading.Lock()
 
     def _retry(
@@ -85,71 +109,156 @@ class Sender:
                 self.notifiers[channel] = build(channel, self.channels[channel])
             return self.notifiers[channel]
 
+    def max_in_flight(self, channel: str) -> int:
+        config = self.channels.get(channel)
+        return max(1, int(getattr(config, "max_in_flight", MAX_IN_FLIGHT) or MAX_IN_FLIGHT))
+
+    # -- the running daemon: one loop per channel, one short-lived thread per send -----------
+
     def start(self) -> None:
         for channel in self.channels:
             self._start(channel)
 
     def _start(self, channel: str) -> None:
-        self._wake[channel] = threading.Event()
-        thread = threading.Thread(
-            target=self._run, args=(channel,), name=f"sentinel-send-{channel}", daemon=True
+        lane = self._lanes[channel] = _Lane(channel)
+        lane.loop = threading.Thread(
+            target=self._run, args=(lane,), name=f"sentinel-send-{channel}", daemon=True
         )
-        self._threads[channel] = thread
-        thread.start()
+        lane.loop.start()
 
     def reconfigure(self, channels: Mapping[str, Any]) -> None:
-        """New channel settings: rebuild changed notifiers, start threads for new channels.
-        Rows for removed channels are dropped (and logged) by their next delivery attempt."""
+        """New channel settings: rebuild changed notifiers, start loops for new channels.
+        Rows for removed channels are dropped (and logged) by their next delivery attempt;
+        sends in flight finish with the notifier they started with."""
         with self._lock:
             for name, config in channels.items():
                 if self.channels.get(name) != config:
                     self.notifiers.pop(name, None)
             self.channels = dict(channels)
-        if self._threads:
+        if self._lanes:
             for name in channels:
-                if name not in self._threads:
+                if name not in self._lanes:
                     self._start(name)
 
     def wake(self) -> None:
-        for event in self._wake.values():
-            event.set()
+        for lane in list(self._lanes.values()):
+            lane.wake.set()
+
+    def in_flight(self, channel: str) -> int:
+        lane = self._lanes.get(channel)
+        if lane is None:
+            return 0
+        with lane.lock:
+            return len(lane.in_flight)
 
     def stop(self, timeout: float = 8.0) -> None:
-        """Let in-flight sends finish (bounded), then return; queued rows stay for next start."""
+        """Claim nothing new, let the sends in flight finish (bounded), then return; rows still
+        queued (and any send cut off by the bound) stay in the outbox for the next start."""
         self._stop.set()
         self.wake()
         deadline = time.monotonic() + timeout
-        for thread in self._threads.values():
-            thread.join(max(0.1, deadline - time.monotonic()))
+        for lane in list(self._lanes.values()):
+            if lane.loop is not None:
+                lane.loop.join(max(0.1, deadline - time.monotonic()))
+        for lane in list(self._lanes.values()):
+            with lane.lock:
+                sends = [t for t in lane.in_flight.values() if t is not threading.current_thread()]
+            for thread in sends:
+                thread.join(max(0.1, deadline - time.monotonic()))
+            if cut := sum(t.is_alive() for t in sends):
+                log.warning(
+                    "stopping with %d send(s) to %s still in flight; retried at next start",
+                    cut,
+                    lane.channel,
+                )
 
-    def _run(self, channel: str) -> None:
-        wake = self._wake[channel]
+    def _run(self, lane: _Lane) -> None:
         while not self._stop.is_set():
             try:
-                self.drain(channel)
-                next_due = self._next_due(channel)
+                self._claim(lane)
+                next_due = self._next_due(lane)
             except Exception:
-                log.exception("outbox sender for %s failed; retrying", channel)
+                log.exception("outbox sender for %s failed; retrying", lane.channel)
                 next_due = None
-            wait = 1.0 if next_due is None else min(1.0, max(0.0, next_due - self.clock.now()))
-            wake.wait(wait)
-            wake.clear()
+            wait = IDLE_POLL
+            if next_due is not None:
+                wait = min(IDLE_POLL, max(0.0, next_due - self.clock.now()))
+            lane.wake.wait(wait)
+            lane.wake.clear()
 
-    def _next_due(self, channel: str) -> float | None:
-        rows = self.db.query(
-            "SELECT MIN(next_attempt_at) AS t FROM outbox WHERE channel = ?", (channel,)
-        )
-        return rows[0]["t"] if rows else None
+    def _claim(self, lane: _Lane) -> None:
+        """Start a send for each due row whose group is not in flight, up to the channel's cap.
+
+        Due rows come oldest-due first, so when the cap is reached the groups waiting longest
+        go next; a group in flight is skipped, not waited for, so it never holds up the others.
+        """
+        with lane.lock:
+            busy = tuple(lane.in_flight)
+            free = self.max_in_flight(lane.channel) - len(busy)
+        if free <= 0:
+            return
+        for row in self.outbox.due(
+            self.clock.now(), limit=free, channel=lane.channel, exclude=busy
+        ):
+            if self._stop.is_set():
+                return
+            thread = threading.Thread(
+                target=self._send,
+                args=(lane, row),
+                name=f"sentinel-send-{lane.channel}",
+                daemon=True,
+            )
+            with lane.lock:
+                lane.in_flight[row.group_key] = thread
+            thread.start()
+
+    def _send(self, lane: _Lane, row: OutboxRow) -> None:
+        try:
+            self.deliver(row)
+        except Exception:
+            # The row stays in the outbox (nothing recorded it), so the next claim retries it.
+            log.exception("delivery to %s for %s failed; retrying", row.channel, row.group_key)
+        finally:
+            with lane.lock:
+                lane.in_flight.pop(row.group_key, None)
+            lane.wake.set()  # a slot is free, and this group's newer decision may be waiting
+
+    def _next_due(self, lane: _Lane) -> float | None:
+        with lane.lock:
+            busy = tuple(lane.in_flight)
+            full = len(busy) >= self.max_in_flight(lane.channel)
+        if full:
+            return None  # nothing can start until a send ends, and its end wakes the loop
+        return self.outbox.next_due(channel=lane.channel, exclude=busy)
+
+    # -- synchronous delivery (tests, one-shot commands) ------------------------------------
 
     def drain(self, channel: str | None = None) -> int:
-        """Deliver every row that is due (for one channel, or all); returns how many went out."""
+        """Deliver every row that is due now (for one channel, or all), one at a time; returns
+        how many went out. Each (group, channel) is tried at most once per call, as it stands
+        when its turn comes: a row rewritten or cancelled meanwhile is sent as it is now."""
         sent = 0
-        for row in self.outbox.due(self.clock.now()):
+        now = self.clock.now()
+        for row in self.outbox.due(now, limit=None, channel=channel):
             if self._stop.is_set() and channel is not None:
                 break
-            if channel is not None and row.channel != channel:
+            current = self.outbox.get(row.group_key, row.channel)
+            if current is None or current.next_attempt_at > now:
                 continue
-            sent += self.deliver(row)
+            lane = self._lanes.get(current.channel)
+            if lane is None:
+                sent += self.deliver(current)
+                continue
+            with lane.lock:  # the channel's loop may be sending this group right now
+                if current.group_key in lane.in_flight:
+                    continue
+                lane.in_flight[current.group_key] = threading.current_thread()
+            try:
+                sent += self.deliver(current)
+            finally:
+                with lane.lock:
+                    lane.in_flight.pop(current.group_key, None)
+                lane.wake.set()
         return sent
 
     def deliver(self, row: OutboxRow) -> int:

@@ -54,6 +54,20 @@ def _row(r: sqlite3.Row) -> OutboxRow:
     )
 
 
+def _filter(channel: str | None, exclude: tuple[str, ...]) -> tuple[str, list[object]]:
+    """SQL conditions (each starting with AND) and their parameters; `exclude` is bounded by a
+    channel's in-flight cap, far below SQLite's limit on parameters."""
+    where = ""
+    params: list[object] = []
+    if channel is not None:
+        where += " AND channel = ?"
+        params.append(channel)
+    if exclude:
+        where += f" AND group_key NOT IN ({', '.join('?' * len(exclude))})"
+        params.extend(exclude)
+    return where, params
+
+
 class Outbox:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -75,7 +89,9 @@ class Outbox:
         """Queue a notification, or rewrite the queued one for this group and channel.
 
         The version only moves when what would be said changes, so a sender that is already
-        delivering an identical message is not made to send it twice.
+        delivering an identical message is not made to send it twice. A rewritten row takes
+        its place in the queue from the new decision (a backoff still running is kept): a
+        group that keeps changing must not stay ahead of another group's older decision.
         """
         conn.execute(
             "INSERT INTO outbox (group_key, channel, group_labels, status, alerts, firing,"
@@ -85,6 +101,8 @@ class Outbox:
             "   group_labels = excluded.group_labels, status = excluded.status,"
             "   alerts = excluded.alerts, firing = excluded.firing,"
             "   resolved = excluded.resolved, reason = excluded.reason,"
+            "   created_at = excluded.created_at,"
+            "   next_attempt_at = MAX(outbox.next_attempt_at, excluded.next_attempt_at),"
             "   version = version + 1"
             " WHERE outbox.firing != excluded.firing OR outbox.resolved != excluded.resolved"
             "   OR outbox.status != excluded.status",
@@ -109,18 +127,40 @@ class Outbox:
         )
         return cur.rowcount
 
-    def due(self, now: float, limit: int = 100) -> list[OutboxRow]:
+    def due(
+        self,
+        now: float,
+        limit: int | None = 100,
+        *,
+        channel: str | None = None,
+        exclude: tuple[str, ...] = (),
+    ) -> list[OutboxRow]:
+        """Rows whose attempt is due, oldest-due first; optionally for one channel only and
+        leaving out groups (those with a send in flight: one group's sends stay in order)."""
+        where, params = _filter(channel, exclude)
         rows = self.db.query(
-            "SELECT * FROM outbox WHERE next_attempt_at <= ? ORDER BY next_attempt_at LIMIT ?",
-            (now, limit),
+            f"SELECT * FROM outbox WHERE next_attempt_at <= ?{where}"
+            " ORDER BY next_attempt_at, id LIMIT ?",
+            (now, *params, -1 if limit is None else limit),
         )
         return [_row(r) for r in rows]
+
+    def get(self, group_key: str, channel: str) -> OutboxRow | None:
+        rows = self.db.query(
+            "SELECT * FROM outbox WHERE group_key = ? AND channel = ?", (group_key, channel)
+        )
+        return _row(rows[0]) if rows else None
 
     def all(self) -> list[OutboxRow]:
         return [_row(r) for r in self.db.query("SELECT * FROM outbox ORDER BY id")]
 
-    def next_due(self) -> float | None:
-        rows = self.db.query("SELECT MIN(next_attempt_at) AS t FROM outbox")
+    def next_due(
+        self, *, channel: str | None = None, exclude: tuple[str, ...] = ()
+    ) -> float | None:
+        where, params = _filter(channel, exclude)
+        rows = self.db.query(
+            f"SELECT MIN(next_attempt_at) AS t FROM outbox WHERE 1{where}", tuple(params)
+        )
         return rows[0]["t"] if rows else None
 
     def count(self) -> int:
