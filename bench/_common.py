@@ -522,14 +522,20 @@ SENTINEL_RULES = """
 
 
 def sentinel_config(
-    procs: Procs, r: Redis, port: int, *, rules: str = SENTINEL_RULES, extra: str = ""
+    procs: Procs,
+    r: Redis,
+    port: int,
+    *,
+    rules: str = SENTINEL_RULES,
+    extra: str = "",
+    queues: Sequence[str] = ("celery",),
 ) -> Path:
     path = procs.tmp / f"sentinel-{port}.yaml"
     path.write_text(
         f"""
 celery:
   broker_url: "{r.url}"
-  queues: [celery]
+  queues: {json.dumps(list(queues))}
 storage:
   path: "{procs.tmp / f"sentinel-{port}.db"}"
 server:

@@ -197,11 +197,14 @@ class Sender:
             free = self.max_in_flight(lane.channel) - len(busy)
         if free <= 0:
             return
-        for row in self.outbox.due(
+        for listed in self.outbox.due(
             self.clock.now(), limit=free, channel=lane.channel, exclude=busy
         ):
             if self._stop.is_set():
                 return
+            row = self.outbox.claim(listed.group_key, listed.channel, self.clock.now())
+            if row is None:
+                continue  # cancelled since it was listed
             thread = threading.Thread(
                 target=self._send,
                 args=(lane, row),
@@ -242,22 +245,21 @@ class Sender:
         for row in self.outbox.due(now, limit=None, channel=channel):
             if self._stop.is_set() and channel is not None:
                 break
-            current = self.outbox.get(row.group_key, row.channel)
-            if current is None or current.next_attempt_at > now:
-                continue
-            lane = self._lanes.get(current.channel)
+            lane = self._lanes.get(row.channel)
             if lane is None:
-                sent += self.deliver(current)
+                if current := self.outbox.claim(row.group_key, row.channel, now):
+                    sent += self.deliver(current)
                 continue
             with lane.lock:  # the channel's loop may be sending this group right now
-                if current.group_key in lane.in_flight:
+                if row.group_key in lane.in_flight:
                     continue
-                lane.in_flight[current.group_key] = threading.current_thread()
+                lane.in_flight[row.group_key] = threading.current_thread()
             try:
-                sent += self.deliver(current)
+                if current := self.outbox.claim(row.group_key, row.channel, now):
+                    sent += self.deliver(current)
             finally:
                 with lane.lock:
-                    lane.in_flight.pop(current.group_key, None)
+                    lane.in_flight.pop(row.group_key, None)
                 lane.wake.set()
         return sent
 

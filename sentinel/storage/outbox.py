@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sentinel.model import Alert, Labels
@@ -33,6 +33,7 @@ class OutboxRow:
     attempts: int
     next_attempt_at: float
     last_error: str | None
+    sending_since: float | None = None  # a send started and has no known outcome yet
 
 
 def _row(r: sqlite3.Row) -> OutboxRow:
@@ -51,6 +52,7 @@ def _row(r: sqlite3.Row) -> OutboxRow:
         attempts=r["attempts"],
         next_attempt_at=r["next_attempt_at"],
         last_error=r["last_error"],
+        sending_since=r["sending_since"],
     )
 
 
@@ -122,8 +124,12 @@ class Outbox:
 
     @staticmethod
     def cancel(conn: sqlite3.Connection, group_key: str, channel: str) -> int:
+        """Withdraw a queued notification, unless a send of it may have reached the channel
+        (under way, or cut off by a crash): that one is delivered and recorded first, so the
+        next decision starts from what the channel was really told."""
         cur = conn.execute(
-            "DELETE FROM outbox WHERE group_key = ? AND channel = ?", (group_key, channel)
+            "DELETE FROM outbox WHERE group_key = ? AND channel = ? AND sending_since IS NULL",
+            (group_key, channel),
         )
         return cur.rowcount
 
@@ -150,6 +156,19 @@ class Outbox:
             "SELECT * FROM outbox WHERE group_key = ? AND channel = ?", (group_key, channel)
         )
         return _row(rows[0]) if rows else None
+
+    def claim(self, group_key: str, channel: str, now: float) -> OutboxRow | None:
+        """Mark the row as being sent and return it as it stands now (a newer decision may
+        have rewritten it since it was listed), or None if it is gone or no longer due."""
+        with self.db.transaction() as conn:
+            r = conn.execute(
+                "SELECT * FROM outbox WHERE group_key = ? AND channel = ? AND next_attempt_at <= ?",
+                (group_key, channel, now),
+            ).fetchone()
+            if r is None:
+                return None
+            conn.execute("UPDATE outbox SET sending_since = ? WHERE id = ?", (now, r["id"]))
+        return replace(_row(r), sending_since=now)
 
     def all(self) -> list[OutboxRow]:
         return [_row(r) for r in self.db.query("SELECT * FROM outbox ORDER BY id")]
@@ -182,6 +201,7 @@ class Outbox:
                 {k: str(v) for k, v in memo.items()},
             )
             conn.execute("DELETE FROM outbox WHERE id = ? AND version = ?", (row.id, row.version))
+            _sent(conn, row)
 
     def retry_later(self, row: OutboxRow, error: str, next_attempt_at: float) -> None:
         with self.db.transaction() as conn:
@@ -192,7 +212,14 @@ class Outbox:
                 " WHERE id = ? AND version = ?",
                 (next_attempt_at, error, row.id, row.version),
             )
+            _sent(conn, row)
 
     def give_up(self, row: OutboxRow, error: str) -> None:
         with self.db.transaction() as conn:
             conn.execute("DELETE FROM outbox WHERE id = ? AND version = ?", (row.id, row.version))
+            _sent(conn, row)
+
+
+def _sent(conn: sqlite3.Connection, row: OutboxRow) -> None:
+    """The send's outcome is known: a newer version left in the row is withdrawable again."""
+    conn.execute("UPDATE outbox SET sending_since = NULL WHERE id = ?", (row.id,))

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pytest
@@ -174,7 +174,8 @@ def test_a_resolve_decided_while_the_firing_is_in_flight_follows_it(gated) -> No
     h.sender.start()
     page = pager.call_for(A)
     r = resolve(a, GROUP_WAIT + 1)
-    # Nothing was logged yet, so this flush withdraws the queued row; the page in flight goes on.
+    # Nothing was logged yet, so this flush has nothing to say; the page in flight goes on and
+    # is recorded, and the next flush sends the resolve.
     decide_at(h, GROUP_WAIT + GROUP_INTERVAL, [r])
     page.release.set()
     wait_for(lambda: h.nflog.get(page.notification.group_key, "pager"), WAIT, message="logged")
@@ -270,3 +271,44 @@ def test_stop_finishes_the_sends_in_flight_and_starts_no_new_one(gated) -> None:
     [left] = h.rows()  # B was not started: it stays for the next start
     assert B in left.group_key
     assert pager.sent(B) == []
+
+
+def test_a_send_cut_off_by_a_crash_is_not_withdrawn_by_the_next_decision(
+    tmp_path: Path,
+) -> None:
+    """The channel may have received the resolve when the process died: a re-fire must not
+    silently withdraw it (the channel would show resolved while the alert fires, and the log,
+    still saying "firing", would never page again). It is delivered, then the re-fire pages."""
+    clock = FakeClock(T0)
+    first = Harness(tmp_path / "sentinel.db", clock)
+    a = firing(A, queue="q1")
+    [page] = first.run(0, GROUP_WAIT, [a])
+    r = resolve(a, GROUP_WAIT + 1)
+    decide_at(first, GROUP_WAIT + GROUP_INTERVAL, [r])
+    [row] = first.rows()
+    assert row.status == "resolved"
+    assert first.outbox.claim(row.group_key, row.channel, clock.now()) is not None
+    first.close()  # died with the resolve's request open
+
+    second = Harness(tmp_path / "sentinel.db", clock)
+    again = replace(a, fired_at=T0 + 400, active_at=T0 + 400)
+    second.at(GROUP_WAIT + GROUP_INTERVAL + 15, [again], drain=False)
+    [kept] = second.rows()
+    assert kept.id == row.id and kept.status == "resolved"
+    sent = second.run(GROUP_WAIT + 2 * GROUP_INTERVAL, GROUP_WAIT + 3 * GROUP_INTERVAL, [again])
+    assert [n.status for n in sent] == ["resolved", "firing"]
+    assert sent[0].group_key == page.group_key
+    second.close()
+
+
+def test_a_definite_failure_leaves_the_row_withdrawable(tmp_path: Path) -> None:
+    clock = FakeClock(T0)
+    h = Harness(tmp_path / "sentinel.db", clock)
+    h.notifiers["pager"].always = Retryable("503")
+    a = firing(A, queue="q1")
+    h.run(0, GROUP_WAIT, [a])
+    [row] = h.rows()
+    assert row.attempts == 1 and row.sending_since is None
+    h.at(GROUP_WAIT + GROUP_INTERVAL, [resolve(a, GROUP_WAIT + 1)], drain=False)
+    assert h.rows() == []  # the channel never took it: withdrawn
+    h.close()
