@@ -83,3 +83,9 @@ def test_api_load() -> None:
     assert re.search(r"round 1: ok 100/100 .* errors: none", out), out
     assert re.search(r"median round: p50 [\d.]+ ms, p99 [\d.]+ ms, max [\d.]+ ms", out), out
     assert "refused 0, failed 0 of 100; tracebacks in sentinel's log: 0" in out, out
+
+
+def test_delivery() -> None:
+    out = run_bench("delivery.py", "--groups", "2", "--hold", "1", timeout=120)
+    assert re.search(r"^  answered +first +[\d.]+ s", out, re.M), out
+    assert re.search(r"last group's page answered: [\d.]+ s -> [\d.]+ s", out), out
