@@ -7,6 +7,7 @@ crash between deciding and sending loses nothing: the row is still here on resta
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 from dataclasses import dataclass, replace
 from typing import Any
@@ -15,6 +16,8 @@ from sentinel.model import Alert, Labels
 from sentinel.storage.alerts import alert_from_dict, alert_to_dict
 from sentinel.storage.nflog import NotificationLog
 from sentinel.storage.sqlite import Database
+
+log = logging.getLogger("sentinel.storage")
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,15 +162,22 @@ class Outbox:
 
     def claim(self, group_key: str, channel: str, now: float) -> OutboxRow | None:
         """Mark the row as being sent and return it as it stands now (a newer decision may
-        have rewritten it since it was listed), or None if it is gone or no longer due."""
-        with self.db.transaction() as conn:
-            r = conn.execute(
-                "SELECT * FROM outbox WHERE group_key = ? AND channel = ? AND next_attempt_at <= ?",
-                (group_key, channel, now),
-            ).fetchone()
-            if r is None:
-                return None
-            conn.execute("UPDATE outbox SET sending_since = ? WHERE id = ?", (now, r["id"]))
+        have rewritten it since it was listed), or None if it is gone or no longer due.
+
+        If the mark cannot be written (disk full, read-only file) the row is returned unmarked:
+        a page must still go out when storage fails; only the crash guard is lost meanwhile.
+        """
+        select = "SELECT * FROM outbox WHERE group_key = ? AND channel = ? AND next_attempt_at <= ?"
+        try:
+            with self.db.transaction() as conn:
+                r = conn.execute(select, (group_key, channel, now)).fetchone()
+                if r is None:
+                    return None
+                conn.execute("UPDATE outbox SET sending_since = ? WHERE id = ?", (now, r["id"]))
+        except sqlite3.OperationalError as e:
+            log.warning("outbox: cannot mark %s to %s as sending (%s)", group_key, channel, e)
+            rows = self.db.query(select, (group_key, channel, now))
+            return _row(rows[0]) if rows else None
         return replace(_row(r), sending_since=now)
 
     def all(self) -> list[OutboxRow]:

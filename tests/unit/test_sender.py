@@ -4,8 +4,10 @@ queue. A fake clock decides what is due; the fake channel blocks until the test 
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -311,4 +313,26 @@ def test_a_definite_failure_leaves_the_row_withdrawable(tmp_path: Path) -> None:
     assert row.attempts == 1 and row.sending_since is None
     h.at(GROUP_WAIT + GROUP_INTERVAL, [resolve(a, GROUP_WAIT + 1)], drain=False)
     assert h.rows() == []  # the channel never took it: withdrawn
+    h.close()
+
+
+def test_a_row_is_claimed_unmarked_when_the_sending_mark_cannot_be_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = FakeClock(T0)
+    h = Harness(tmp_path / "sentinel.db", clock)
+    a = firing(A, queue="q1")
+    decide_at(h, 0, [a])
+    decide_at(h, GROUP_WAIT, [a])
+
+    @contextmanager
+    def disk_full() -> Iterator[None]:
+        raise sqlite3.OperationalError("database or disk is full")
+        yield
+
+    with monkeypatch.context() as m:
+        m.setattr(h.db, "transaction", disk_full)
+        [row] = h.rows()
+        claimed = h.outbox.claim(row.group_key, row.channel, clock.now())
+    assert claimed is not None and claimed.id == row.id and claimed.sending_since is None
     h.close()
