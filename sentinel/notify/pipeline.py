@@ -3,14 +3,21 @@
 The dispatcher runs on every tick with the book's current alerts. Groups live in memory and are
 rebuilt from the alerts after a restart; what each channel was told lives in the notification
 log, so a rebuilt group decides exactly as the old one would have (no re-page, no lost resolve).
+
+A group ends as in Alertmanager (`aggrGroup.flush` deletes the resolved alerts it notified; the
+dispatcher drops an empty group): a resolved alert leaves its group once a flush has dealt with
+it and nothing that flush queued is still waiting in the outbox. A group left with no member is
+deleted, so the next alert with its labels starts a new group: group_wait, then group_interval,
+never the old group's tick. The book keeps resolved alerts longer (to show them); the
+dispatcher remembers which of them are done, per group.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sentinel.model import Alert, Labels, State
@@ -31,6 +38,9 @@ class Group:
     route: RouteNode
     labels: Labels
     next_flush: float
+    # Resolved alerts (fingerprint -> resolved_at) the last flush dealt with: they leave the
+    # group once nothing that flush queued is still in the outbox (delivered, or nothing to say).
+    flushed_resolved: dict[str, float | None] = field(default_factory=dict)
 
 
 def group_key(route: RouteNode, labels: Labels) -> str:
@@ -64,6 +74,9 @@ class Dispatcher:
         self.silencer = silencer
         self.inhibitor = inhibitor
         self.groups: dict[str, Group] = {}
+        # (group key, fingerprint) -> resolved_at of resolved alerts whose group is done with
+        # them: they count as members no more (a re-fire has no resolved_at, so it counts again).
+        self.done: dict[tuple[str, str], float | None] = {}
         self.on_queued = on_queued
         self._lock = threading.Lock()
 
@@ -74,8 +87,17 @@ class Dispatcher:
             self.route = route
             self.channels = channels
             self.inhibitor = inhibitor
-            # Timers restart with the new tree; the notification log keeps dedup exact.
-            self.groups.clear()
+            # A group whose route is unchanged keeps its timers (a reload must not delay a
+            # resolve or a page); the others start over, and the notification log keeps dedup
+            # exact either way.
+            nodes = {n.key: n for n in walk(route)} if route is not None else {}
+            for key, group in list(self.groups.items()):
+                node = nodes.get(group.route.key)
+                if node is not None and same_route(node, group.route):
+                    group.route = node
+                else:
+                    del self.groups[key]
+            self.done = {k: v for k, v in self.done.items() if k[0] in self.groups}
 
     def mute(self, alert: Alert, now: float) -> Mute:
         return Mute(
@@ -90,12 +112,8 @@ class Dispatcher:
             self.inhibitor.update(alerts)
             if self.route is None:
                 return 0
-            members: dict[str, tuple[RouteNode, Labels, list[Alert]]] = {}
-            for alert in alerts:
-                for node in self.route.match(alert.labels):
-                    labels = Labels(node.group_labels(alert.labels))
-                    key = group_key(node, labels)
-                    members.setdefault(key, (node, labels, []))[2].append(alert)
+            self._forget_refired(alerts)
+            members = self._members(alerts)
             queued = 0
             for key, (node, labels, group_alerts) in members.items():
                 group = self.groups.get(key)
@@ -104,13 +122,64 @@ class Dispatcher:
                 if now >= group.next_flush:
                     queued += self._flush(group, group_alerts, now)
                     group.next_flush = now + node.group_interval
-            for key in [k for k in self.groups if k not in members]:
-                del self.groups[key]
+            self._retire(members)
         if queued and self.on_queued is not None:
             self.on_queued()
         return queued
 
+    def _members(self, alerts: list[Alert]) -> dict[str, tuple[RouteNode, Labels, list[Alert]]]:
+        """Each group's alerts, leaving out the resolved ones their group is done with."""
+        assert self.route is not None
+        members: dict[str, tuple[RouteNode, Labels, list[Alert]]] = {}
+        for alert in alerts:
+            for node in self.route.match(alert.labels):
+                labels = Labels(node.group_labels(alert.labels))
+                key = group_key(node, labels)
+                if not self._member(key, alert):
+                    continue
+                members.setdefault(key, (node, labels, []))[2].append(alert)
+        return members
+
+    def _forget_refired(self, alerts: list[Alert]) -> None:
+        """Drop done marks whose alert fired again or left the book: the map stays as small
+        as the book's resolved alerts."""
+        if not self.done:
+            return
+        resolved_at = {a.fingerprint: a.resolved_at for a in alerts if a.state is State.RESOLVED}
+        self.done = {
+            k: v for k, v in self.done.items() if k[1] in resolved_at and resolved_at[k[1]] == v
+        }
+
+    def _retire(self, members: Mapping[str, tuple[RouteNode, Labels, list[Alert]]]) -> None:
+        """Resolved alerts a flush dealt with leave their group once nothing it queued is still
+        waiting to go (Alertmanager deletes them after a successful notify); a group left with
+        no member ends."""
+        waiting: set[str] | None = None
+        for key, group in self.groups.items():
+            if not group.flushed_resolved:
+                continue
+            if waiting is None:
+                waiting = self.outbox.group_keys()
+            if key in waiting:
+                continue
+            for fp, resolved_at in group.flushed_resolved.items():
+                self.done[(key, fp)] = resolved_at
+            group.flushed_resolved = {}
+        for key in list(self.groups):
+            if not any(self._member(key, a) for a in members.get(key, (None, None, []))[2]):
+                del self.groups[key]
+                log.debug("group %s ended", key)
+
+    def _member(self, key: str, alert: Alert) -> bool:
+        if alert.state is not State.RESOLVED:
+            return True
+        mark = (key, alert.fingerprint)
+        return mark not in self.done or self.done[mark] != alert.resolved_at
+
     def _flush(self, group: Group, alerts: list[Alert], now: float) -> int:
+        group.flushed_resolved = {
+            a.fingerprint: a.resolved_at for a in alerts if a.state is State.RESOLVED
+        }
         audible = [a for a in alerts if not self.mute(a, now)]
         if not audible:
             # Everything is muted: say nothing (withdraw a page still queued) and leave the log
@@ -160,3 +229,14 @@ class Dispatcher:
                 queued += 1
                 log.debug("queued %s notification to %s for %s", reason, channel, group.key)
         return queued
+
+
+def walk(route: RouteNode) -> Iterator[RouteNode]:
+    yield route
+    for child in route.children:
+        yield from walk(child)
+
+
+def same_route(a: RouteNode, b: RouteNode) -> bool:
+    """Whether two nodes group, time and send alike (their subtrees aside)."""
+    return replace(a, children=()) == replace(b, children=())

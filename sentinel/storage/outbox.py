@@ -192,6 +192,10 @@ class Outbox:
         )
         return rows[0]["t"] if rows else None
 
+    def group_keys(self) -> set[str]:
+        """The groups with a notification still waiting to be delivered."""
+        return {r["group_key"] for r in self.db.query("SELECT DISTINCT group_key FROM outbox")}
+
     def count(self) -> int:
         return int(self.db.query("SELECT COUNT(*) AS n FROM outbox")[0]["n"])
 

@@ -597,3 +597,129 @@ def test_end_of_a_silence_is_not_a_new_page(h: Harness) -> None:
     # The reminder comes on the repeat schedule of the original page.
     [reminder] = h.run(6015, REPEAT + GROUP_WAIT + GROUP_INTERVAL, [a])
     assert reminder.alerts == (a,)
+
+
+# --- group lifecycle (Alertmanager's: a group that is done with its alerts ends) ---------------
+
+
+def test_group_ends_once_its_resolve_is_delivered(h: Harness) -> None:
+    a = firing(queue="celery")
+    [page] = h.run(0, 99, [a])
+    r = resolve(a, 100)
+    assert h.run(100, GROUP_WAIT + GROUP_INTERVAL - 1, [r]) == []
+    [sent] = h.at(GROUP_WAIT + GROUP_INTERVAL, [r])
+    assert sent.status == "resolved"
+    assert page.group_key in h.dispatcher.groups  # the flush queued it; delivered since
+    assert h.at(GROUP_WAIT + GROUP_INTERVAL + 1, [r]) == []
+    assert h.dispatcher.groups == {}
+    # The book still shows the resolved alert for a while: it starts no group again.
+    assert h.run(GROUP_WAIT + GROUP_INTERVAL + 30, 1000, [r]) == []
+    assert h.dispatcher.groups == {}
+
+
+def test_a_resolve_still_failing_keeps_its_group(h: Harness) -> None:
+    a = firing(queue="celery")
+    h.run(0, 99, [a])
+    r = resolve(a, 100)
+    h.notifiers["pager"].always = Retryable("connection refused")
+    assert h.run(100, GROUP_WAIT + GROUP_INTERVAL + 60, [r]) == []
+    assert len(h.dispatcher.groups) == 1
+    h.notifiers["pager"].always = None
+    h.clock.set(T0 + 2000)
+    h.sender.drain()
+    [sent] = h.new()
+    assert sent.status == "resolved"
+    h.at(2015, [r])
+    assert h.dispatcher.groups == {}
+
+
+def test_refire_after_a_delivered_resolve_starts_a_new_group_with_group_wait(
+    h: Harness,
+) -> None:
+    a = firing(queue="celery")
+    h.run(0, 99, [a])
+    r = resolve(a, 100)
+    assert len(h.run(100, GROUP_WAIT + GROUP_INTERVAL, [r], every=10)) == 1
+    h.at(GROUP_WAIT + GROUP_INTERVAL + 10, [r])
+    assert h.dispatcher.groups == {}
+    again = firing(queue="celery", at=400)
+    # Not at the old group's next tick (30 + 2 x 300 = 630): group_wait after it fires.
+    assert h.run(400, 400 + GROUP_WAIT - 1, [again]) == []
+    [page] = h.at(400 + GROUP_WAIT, [again])
+    assert page.status == "firing" and page.alerts == (again,)
+    # ...and then group_interval, from the new group's first flush.
+    b = firing(queue="other", at=450)
+    assert h.run(445, 400 + GROUP_WAIT + GROUP_INTERVAL - 1, [again, b]) == []
+    [update] = h.at(400 + GROUP_WAIT + GROUP_INTERVAL, [again, b])
+    assert fps(*update.alerts) == fps(again, b)
+
+
+def test_resolved_before_anything_was_sent_then_refire_starts_a_new_group(h: Harness) -> None:
+    a = firing(queue="celery")
+    assert h.at(0, [a]) == []
+    r = resolve(a, 5)
+    assert h.run(5, GROUP_WAIT, [r], every=5) == []  # the flush at 30 had nothing to say
+    assert h.dispatcher.groups == {}
+    again = firing(queue="celery", at=35)
+    assert h.run(35, 35 + GROUP_WAIT - 1, [again]) == []
+    [page] = h.at(35 + GROUP_WAIT, [again])
+    assert page.status == "firing" and page.alerts == (again,)
+
+
+def test_refire_while_the_resolve_waits_for_group_interval_is_the_same_incident(
+    h: Harness,
+) -> None:
+    a = firing(queue="celery")
+    [page] = h.run(0, 99, [a])
+    r = resolve(a, 100)
+    assert h.run(100, 199, [r]) == []
+    again = firing(queue="celery", at=200)
+    # Same group, same alert firing at its next flush as at the last one: nothing to say.
+    assert h.run(200, 3000, [again]) == []
+    entry = h.log(page)
+    assert entry is not None and entry.firing == fps(a)
+
+
+def test_restart_with_a_delivered_resolve_in_the_book_sends_nothing(
+    db_path: Path, clock: FakeClock
+) -> None:
+    a = firing(queue="celery")
+    first = Harness(db_path, clock)
+    first.run(0, 99, [a])
+    r = resolve(a, 100)
+    assert len(first.run(100, 350, [r], every=10)) == 1
+    assert first.dispatcher.groups == {}
+    first.close()
+
+    second = Harness(db_path, clock)
+    assert second.run(360, 1000, [r]) == []
+    assert second.dispatcher.groups == {}
+    second.close()
+
+
+def reload(h: Harness, text: str = CONFIG) -> None:
+    config = parse(text, env={})
+    assert config.route is not None
+    h.dispatcher.reconfigure(build(config.route), config.channels, Inhibitor(config.inhibit))
+
+
+def test_reload_keeps_the_timers_of_unchanged_groups(h: Harness) -> None:
+    a, b = firing(queue="q1"), firing(queue="q2", at=60)
+    assert len(h.run(0, GROUP_WAIT, [a])) == 1
+    [group] = h.dispatcher.groups.values()
+    due = group.next_flush
+    assert h.run(60, 120, [a, b]) == []
+    reload(h)
+    assert h.dispatcher.groups[group.key].next_flush == due
+    # b still goes out on the group's own tick: not earlier (a fresh group_wait), nor later.
+    assert h.run(135, GROUP_WAIT + GROUP_INTERVAL - 1, [a, b]) == []
+    [sent] = h.at(GROUP_WAIT + GROUP_INTERVAL, [a, b])
+    assert fps(*sent.alerts) == fps(a, b)
+
+
+def test_reload_restarts_the_groups_whose_route_changed(h: Harness) -> None:
+    a = firing(queue="q1")
+    quiet = firing(queue="q1", team="quiet")
+    assert len(h.run(0, GROUP_WAIT, [a, quiet])) == 2
+    reload(h, CONFIG.replace("channels: [quiet]", "channels: [quiet, chat]"))
+    assert [g.route.key for g in h.dispatcher.groups.values()] == ["{}"]
