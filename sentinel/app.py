@@ -104,6 +104,7 @@ class Sentinel:
         self.api: Any = None
         self._eval_lock = threading.Lock()
         self._alive_at_eval: frozenset[str] = frozenset()
+        self._evaluated_at: float | None = None
         self.on_transitions: list[Any] = []
 
     # -- one-shot operations (also what the scheduler runs) --------------------------------
@@ -119,6 +120,7 @@ class Sentinel:
                 self.queues.collect()
             now = self.clock.now()
             transitions, rows = self.book.tick(self.config.rules, self.store, now)
+            self._evaluated_at = now
             self.store.prune(now)
             self._alive_at_eval = self._alive(now)
             if self.dispatcher is not None:
@@ -146,6 +148,17 @@ class Sentinel:
             return
         if self._alive(self.clock.now()) != self._alive_at_eval:
             self.evaluate()
+
+    def watch_pending(self) -> None:
+        """Evaluate the moment a pending alert's `for` runs out: `for: 30s` with a 15 s interval
+        fires at 30 s, not at the next tick up to 45 s. Once per deadline: an evaluation at or
+        after it that could not tell (the alert stays pending) is not repeated every second."""
+        deadline = self.book.next_deadline(self.config.rules)
+        if deadline is None or deadline > self.clock.now():
+            return
+        if self._evaluated_at is not None and self._evaluated_at >= deadline:
+            return
+        self.evaluate()
 
     def dispatch(self) -> None:
         """Group timers run on their own clock, not only at evaluations."""
@@ -182,6 +195,7 @@ class Sentinel:
         )
         scheduler.add_job(self.dispatch, "interval", id="dispatch", seconds=1.0)
         scheduler.add_job(self.watch_liveness, "interval", id="liveness", seconds=1.0)
+        scheduler.add_job(self.watch_pending, "interval", id="pending", seconds=1.0)
         scheduler.start()
         self.scheduler = scheduler
         log.info(

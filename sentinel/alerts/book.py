@@ -142,6 +142,17 @@ class AlertBook:
     def active(self) -> list[Alert]:
         return [a for a in self.alerts.values() if a.state is not State.RESOLVED]
 
+    def next_deadline(self, rules: Sequence[Any]) -> float | None:
+        """When the first pending alert's `for` runs out: the evaluation that would fire it
+        should run then, not at the next interval tick."""
+        for_ = {rule.name: rule.for_ for rule in rules}
+        deadlines = [
+            a.active_at + for_[a.rule]
+            for a in list(self.alerts.values())
+            if a.state is State.PENDING and a.rule in for_
+        ]
+        return min(deadlines, default=None)
+
     def tick(
         self, rules: Sequence[Any], store: FactStore, now: float
     ) -> tuple[list[Transition], Rows]:
