@@ -69,6 +69,7 @@ class Sentinel:
         self.clock = clock or SystemClock()
         self.app = celery_app(config)
         self.store = build_store(config)
+        self.store.started_at = self.clock.now()
         self.db = Database(config.storage.path) if persist else None
         self.book = AlertBook(AlertRepo(self.db) if self.db is not None else None)
         self.events = EventCollector(self.app, self.store, self.clock)

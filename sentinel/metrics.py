@@ -78,6 +78,12 @@ FAMILIES: list[tuple[type[Metric], str, str, list[str]]] = [
     ),
     (CounterMetricFamily, "sentinel_rule_errors", "Rule evaluations that raised an error.", []),
     (
+        CounterMetricFamily,
+        "sentinel_rule_errors_by_rule",
+        "Rule evaluations that raised an error, by rule (the other rules went on).",
+        ["rule"],
+    ),
+    (
         GaugeMetricFamily,
         "sentinel_last_collection_timestamp_seconds",
         "When each collector last succeeded (events: when the last event arrived).",
@@ -180,6 +186,13 @@ class SentinelCollector(Collector):
             "states": states,
             "evaluation": book.last_duration,
             "rule_errors": book.rule_errors,
+            # Every configured rule from the start, so rate() sees the first failure.
+            "rule_errors_by_rule": sorted(
+                {
+                    **{rule.name: 0 for rule in sentinel.config.rules},
+                    **dict(book.rule_errors_by_rule),
+                }.items()
+            ),
             "outcomes": sorted(outcomes.items()),
             "pending": pending,
             "tasks": tasks,
@@ -206,6 +219,9 @@ class SentinelCollector(Collector):
             add([], snap["evaluation"])
         elif name == "sentinel_rule_errors":
             add([], snap["rule_errors"])
+        elif name == "sentinel_rule_errors_by_rule":
+            for rule, n in snap["rule_errors_by_rule"]:
+                add([rule], n)
         elif name == "sentinel_outbox_pending":
             if snap["pending"] is not None:
                 add([], snap["pending"])

@@ -5,14 +5,16 @@ from __future__ import annotations
 import gc
 import logging
 import time
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, overload
 
 from sentinel.alerts.state import step
 from sentinel.config import RuleBase
 from sentinel.model import Alert, Labels, Sample, State
-from sentinel.rules.base import evaluator
+from sentinel.rules.base import evaluator, holds_during_outage
+from sentinel.rules.broker_unreachable import unreachable as broker_unreachable
 from sentinel.storage.alerts import AlertRepo
 from sentinel.store.facts import FactStore
 from sentinel.templating import render
@@ -26,6 +28,8 @@ RESOLVED_RETENTION = 900.0
 # loaded from storage with no sample is held as it was for this long (or its rule's window)
 # before it is taken as gone: resolving it would send a resolve, then page again.
 RESTORE_GRACE = 300.0
+# A failing rule's traceback is logged at most this often (its failures are all counted).
+RULE_ERROR_LOG_EVERY = 300.0
 # Label sets kept per rule beyond the instances of the current tick (workers come and go).
 LABEL_CACHE_SLACK = 1024
 
@@ -41,6 +45,10 @@ DEFAULT_SUMMARIES = {
     "task_latency": "Task {{ labels.task }} p{{ percentile }} {{ measure }} is {{ value|duration }}"
     " over {{ window }} (threshold {{ threshold|duration }})",
 }
+
+
+# A kind with no entry above still gets a summary rather than breaking its rule.
+GENERIC_SUMMARY = "{{ rule }}: value {{ value|number }} (threshold {{ threshold|number }})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +126,19 @@ class Rows(Sequence[Row]):
         return f"Rows({list(self)!r})"
 
 
+@dataclass(slots=True)
+class _Tick:
+    """What one tick has done so far, shared by the steps of every rule."""
+
+    transitions: list[Transition] = field(default_factory=list)
+    rows: Rows = field(default_factory=Rows)
+    changed: dict[str, Alert] = field(default_factory=dict)
+    removed: list[str] = field(default_factory=list)
+    seen: set[str] = field(default_factory=set)  # fingerprints a rule spoke for
+    held: set[str] = field(default_factory=set)  # rules holding through a broker outage
+    used: set[tuple[str, tuple[tuple[str, str], ...]]] = field(default_factory=set)
+
+
 class AlertBook:
     def __init__(self, repo: AlertRepo | None) -> None:
         self.repo = repo
@@ -127,6 +148,9 @@ class AlertBook:
         self.last_duration = 0.0
         self.last_rules_duration = 0.0  # the part of last_duration spent in rule evaluators
         self.rule_errors = 0
+        self.rule_errors_by_rule: Counter[str] = Counter()
+        self._error_logged_at: dict[str, float] = {}  # rule -> when its last error was logged
+        self._errors_unlogged: Counter[str] = Counter()
         self.resolved_retention = RESOLVED_RETENTION
         # (rule name, rule labels + alertname + severity) -> sample labels -> (label set,
         # fingerprint): a sample costs a dict lookup, not a sort and a sha256. Keyed on the
@@ -180,73 +204,35 @@ class AlertBook:
             self._first_tick = now
         results: dict[str, list[Sample] | None] = {}
         with store.evaluating():
+            # While the broker cannot be reached, silence proves nothing: no rule resolves an
+            # alert (or drops a pending one) for lack of data until it is back.
+            outage = broker_unreachable(store)
             for rule in rules:
                 try:
                     results[rule.name] = evaluator(rule.kind)(rule, store, now)
                 except Exception:  # a broken rule must not stop the others
-                    self.rule_errors += 1
-                    log.exception(
-                        "rule %s failed to evaluate; its alerts keep their state", rule.name
-                    )
+                    self._rule_failed(rule, "evaluate", now)
                     results[rule.name] = None
         self.last_rules_duration = time.perf_counter() - started
 
-        transitions: list[Transition] = []
-        rows = Rows()
-        changed: dict[str, Alert] = {}
-        removed: list[str] = []
-        seen: set[str] = set()
+        tick = _Tick()
         by_name = {rule.name: rule for rule in rules}
-        alerts = self.alerts
-        restored = self._restored
-        label_sets = self._labels
-        used: set[tuple[str, tuple[tuple[str, str], ...]]] = set()
-
         for rule in rules:
             samples = results[rule.name]
-            if samples is None:
-                seen.update(fp for fp, a in self.alerts.items() if a.rule == rule.name)
-                continue
-            base = {**rule.labels, "alertname": rule.name, "severity": rule.severity.value}
-            key = (rule.name, tuple(sorted((str(k), str(v)) for k, v in base.items())))
-            used.add(key)
-            cache = label_sets.get(key)
-            if cache is None or len(cache) > len(samples) + LABEL_CACHE_SLACK:
-                cache = label_sets[key] = {}
-            instance_labels: list[Labels] = []
-            states: dict[int, str] = {}
-            for i, sample in enumerate(samples):
-                instance = tuple(sample.labels.items())
-                hit = cache.get(instance)
-                if hit is None:
-                    labels = Labels({**base, **sample.labels})
-                    hit = cache[instance] = (labels, labels.fingerprint)
-                labels, fp = hit
-                instance_labels.append(labels)
-                prev = alerts.get(fp)
-                if prev is None and not sample.active:
-                    # Inactive or unknown, and no alert: nothing to step, record or render.
-                    if restored:
-                        restored.discard(fp)
+            hold = outage and holds_during_outage(rule.kind)
+            if samples is not None:
+                try:
+                    self._step_rule(rule, samples, hold, now, tick)
                     continue
-                seen.add(fp)
-                restored.discard(fp)
-                new = step(
-                    prev,
-                    sample.active,
-                    rule=rule.name,
-                    labels=labels,
-                    value=sample.value,
-                    threshold=sample.threshold,
-                    for_=rule.for_,
-                    now=now,
-                )
-                self._record(prev, new, fp, labels, rule, transitions, changed, removed)
-                if new is not None:
-                    states[i] = new.state.value
-            rows._add(rule.name, samples, instance_labels, states)
-        for key in [k for k in label_sets if k not in used]:
-            del label_sets[key]
+                except Exception:  # a bad sample or side table must not stop the others
+                    self._rule_failed(rule, "record", now)
+            tick.seen.update(fp for fp, a in self.alerts.items() if a.rule == rule.name)
+            if hold:
+                tick.held.add(rule.name)
+        for key in [k for k in self._labels if k not in tick.used]:
+            del self._labels[key]
+        transitions, changed, removed = tick.transitions, tick.changed, tick.removed
+        seen, rows, alerts = tick.seen, tick.rows, self.alerts
 
         # Alerts with no sample this tick: their instance vanished (worker pruned, queue gone)
         # or their rule was removed by a reload. Either way the condition no longer holds.
@@ -257,8 +243,8 @@ class AlertBook:
                     del self.alerts[fp]
                     removed.append(fp)
                 continue
-            if fp in seen:
-                continue
+            if fp in seen or prev.rule in tick.held:
+                continue  # an instance that vanished during an outage may just be unseen
             rule = by_name.get(prev.rule)
             if fp in self._restored and rule is not None:
                 grace = max(RESTORE_GRACE, getattr(rule, "window", 0.0))
@@ -284,6 +270,75 @@ class AlertBook:
         self.last_duration = time.perf_counter() - started
         return transitions, rows
 
+    def _step_rule(
+        self, rule: Any, samples: list[Sample], hold: bool, now: float, tick: _Tick
+    ) -> None:
+        """Step every alert of one rule from its samples (hold: a False verdict counts as
+        "cannot tell", the broker being unreachable)."""
+        alerts = self.alerts
+        restored = self._restored
+        base = {**rule.labels, "alertname": rule.name, "severity": rule.severity.value}
+        key = (rule.name, tuple(sorted((str(k), str(v)) for k, v in base.items())))
+        tick.used.add(key)
+        cache = self._labels.get(key)
+        if cache is None or len(cache) > len(samples) + LABEL_CACHE_SLACK:
+            cache = self._labels[key] = {}
+        if hold:
+            tick.held.add(rule.name)
+        instance_labels: list[Labels] = []
+        states: dict[int, str] = {}
+        seen = tick.seen
+        for i, sample in enumerate(samples):
+            instance = tuple(sample.labels.items())
+            hit = cache.get(instance)
+            if hit is None:
+                labels = Labels({**base, **sample.labels})
+                hit = cache[instance] = (labels, labels.fingerprint)
+            labels, fp = hit
+            instance_labels.append(labels)
+            prev = alerts.get(fp)
+            if prev is None and not sample.active:
+                # Inactive or unknown, and no alert: nothing to step, record or render.
+                if restored:
+                    restored.discard(fp)
+                continue
+            seen.add(fp)
+            restored.discard(fp)
+            active = None if hold and sample.active is False else sample.active
+            new = step(
+                prev,
+                active,
+                rule=rule.name,
+                labels=labels,
+                value=sample.value,
+                threshold=sample.threshold,
+                for_=rule.for_,
+                now=now,
+            )
+            self._record(prev, new, fp, labels, rule, tick.transitions, tick.changed, tick.removed)
+            if new is not None:
+                states[i] = new.state.value
+        tick.rows._add(rule.name, samples, instance_labels, states)
+
+    def _rule_failed(self, rule: Any, stage: str, now: float) -> None:
+        """Count a rule's failure and log it, with its traceback at most once per rule every
+        RULE_ERROR_LOG_EVERY seconds: a rule broken for days must not flood the log."""
+        self.rule_errors += 1
+        self.rule_errors_by_rule[rule.name] += 1
+        last = self._error_logged_at.get(rule.name)
+        if last is not None and now - last < RULE_ERROR_LOG_EVERY:
+            self._errors_unlogged[rule.name] += 1
+            return
+        self._error_logged_at[rule.name] = now
+        quiet = self._errors_unlogged.pop(rule.name, 0)
+        log.exception(
+            "rule %s (%s) failed to %s; its alerts keep their state, the other rules go on%s",
+            rule.name,
+            rule.kind,
+            stage,
+            f" ({quiet} more failure(s) not logged)" if quiet else "",
+        )
+
     def _record(
         self,
         prev: Alert | None,
@@ -305,7 +360,10 @@ class AlertBook:
         if rule is not None and (new.state is not State.RESOLVED or resolving):
             # Rendered once more on resolve, so the resolve message shows the value that
             # resolved it rather than the last one that fired.
-            new = self._annotate(fp, rule, new)
+            try:
+                new = self._annotate(fp, rule, new)
+            except Exception:  # the alert still pages, with the annotations it had
+                self._rule_failed(rule, "render", new.updated_at)
         if new != prev:
             self.alerts[fp] = new
             changed[fp] = new
@@ -319,6 +377,8 @@ class AlertBook:
         threshold; the same rule object with the same value and threshold renders the same.
         """
         value, threshold = repr(alert.value), repr(alert.threshold)
+        if rule.for_ and "for" in f"{rule.summary} {rule.description}":
+            threshold += f"/{_for_text(rule, alert)}"  # `for` moves while pending
         last = self._rendered.get(fp)
         if last is not None and last[0] is rule and last[1] == value and last[2] == threshold:
             rendered = last[3]
@@ -330,12 +390,21 @@ class AlertBook:
         return replace(alert, annotations=rendered)
 
 
+def _for_text(rule: Any, alert: Alert) -> str:
+    """`{{ for }}`: the rule's `for` once the alert fires; while it is pending, how long the
+    condition has held so far (a pending alert has not been true for the whole `for` yet)."""
+    held = rule.for_
+    if alert.state is State.PENDING:
+        held = min(held, max(0.0, alert.updated_at - alert.active_at))
+    return format_duration(round(held)) if held >= 1 else "0s"
+
+
 def annotations(rule: Any, alert: Alert) -> dict[str, str]:
     context = {
         "labels": dict(alert.labels),
         "value": alert.value,
         "threshold": alert.threshold,
-        "for": format_duration(rule.for_) if rule.for_ else "0s",
+        "for": _for_text(rule, alert),
         "rule": rule.name,
         **{k: v for k, v in dict(alert.labels).items() if k not in ("value", "threshold")},
     }
@@ -347,7 +416,8 @@ def annotations(rule: Any, alert: Alert) -> dict[str, str]:
             context[key] = getattr(rule, key)
     if hasattr(rule, "percentile"):
         context["percentile"] = f"{rule.percentile:g}"
-    out = {"summary": render(rule.summary or DEFAULT_SUMMARIES[rule.kind], context)}
+    summary = rule.summary or DEFAULT_SUMMARIES.get(rule.kind, GENERIC_SUMMARY)
+    out = {"summary": render(summary, context)}
     if rule.description:
         out["description"] = render(rule.description, context)
     return out

@@ -59,4 +59,6 @@ def step(
     assert prev is not None
     if prev.state is State.PENDING:
         return None
+    # A resolve with no value (the rule only knows it is over) shows the last one known.
+    value = value if value is not None else prev.value
     return replace(prev, state=State.RESOLVED, resolved_at=now, value=value, updated_at=now)

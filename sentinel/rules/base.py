@@ -35,6 +35,18 @@ def evaluator(kind: str) -> Evaluate:
     return getattr(importlib.import_module(module), func)  # type: ignore[no-any-return]
 
 
+@cache
+def holds_during_outage(kind: str) -> bool:
+    """Whether the kind's alerts hold their state while the broker is unreachable (every kind
+    but the one that reports the outage: their data stops, their verdicts are guesses).
+    A kind's module says otherwise with HOLD_DURING_OUTAGE = False."""
+    target = RULES.get(kind)
+    if target is None:
+        return True
+    module = target.partition(":")[0]
+    return bool(getattr(importlib.import_module(module), "HOLD_DURING_OUTAGE", True))
+
+
 @lru_cache(maxsize=1024)
 def _compiled(patterns: tuple[str, ...]) -> re.Pattern[str]:
     return re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in patterns))

@@ -2,22 +2,34 @@ from __future__ import annotations
 
 from sentinel.config import BrokerUnreachableRule
 from sentinel.model import Sample
-from sentinel.store.facts import FactStore
+from sentinel.store.facts import BROKER_SOURCES, FactStore
 
-SOURCES = ("events", "inspect", "queues")
+SOURCES = BROKER_SOURCES
+
+# This rule reports the outage the others hold through.
+HOLD_DURING_OUTAGE = False
+
+
+def failing(store: FactStore) -> list[str]:
+    """The probes that cannot reach the broker now. Call with store.lock held."""
+    return [s for s in SOURCES if (p := store.probes.get(s)) is not None and not p.ok]
+
+
+def unreachable(store: FactStore) -> bool:
+    return bool(failing(store))
 
 
 def evaluate(rule: BrokerUnreachableRule, store: FactStore, now: float) -> list[Sample]:
-    """One cluster-wide sample: seconds since the broker last answered, when it stopped.
+    """One cluster-wide sample: seconds since sentinel last reached the broker (or since it
+    started, when it never did), counted from the start of the outage so it only grows while
+    the outage lasts, whichever probes come and go meanwhile. Once the broker is back, the
+    value is how long the last outage lasted, which is what its resolve says.
 
     While the broker cannot be reached every other rule holds its state (it cannot tell), so
     this is the alert that says sentinel is blind: a broker outage stops every task too.
     """
-    failing = [p for s in SOURCES if (p := store.probes.get(s)) is not None and not p.ok]
-    if not failing:
+    if not failing(store):
         known = any(store.probes.get(s) is not None for s in SOURCES)
-        return [Sample({}, 0.0, 0.0, False if known else None)]
-    last_ok = max((p.ok_at for p in failing if p.ok_at is not None), default=None)
-    since = min((p.error_at for p in failing if p.error_at is not None), default=now)
-    down_for = now - (last_ok if last_ok is not None else since)
-    return [Sample({}, max(0.0, down_for), 0.0, True)]
+        return [Sample({}, store.last_outage, 0.0, False if known else None)]
+    since = store.outage_since if store.outage_since is not None else now
+    return [Sample({}, max(0.0, now - since), 0.0, True)]

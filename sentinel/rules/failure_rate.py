@@ -23,7 +23,9 @@ def evaluate(rule: FailureRateRule, store: FactStore, now: float) -> list[Sample
         failed = counts[FAILED]
         finished = failed + counts[SUCCEEDED]
         if finished == 0:
-            append(Sample({"task": name}, None, threshold, False))
+            # Nothing finished in the window: no rate, so no verdict either way. A firing
+            # alert holds (an idle or unobserved task is not a healed one).
+            append(Sample({"task": name}, None, threshold, None))
             continue
         rate = failed / finished
         if finished >= min_count:

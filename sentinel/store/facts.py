@@ -243,6 +243,10 @@ KNOWN_TYPES = (
 )
 
 
+# The collectors that reach the broker: any of them failing means it cannot be reached.
+BROKER_SOURCES = ("events", "inspect", "queues")
+
+
 class FactStore:
     def __init__(
         self,
@@ -277,6 +281,14 @@ class FactStore:
         self.events_by_type["other"] = 0
         self.drops = Drops()
         self.last_event_at: float | None = None
+        # The broker as every probe together sees it, for BrokerUnreachable's value: when any
+        # probe last reached it, when the current outage began (None: no probe failing), and
+        # how long the last one lasted. Kept here so the value is monotonic across an outage
+        # whichever probes flap during it.
+        self.started_at: float | None = None  # set by the daemon: "since start" if never reached
+        self.reached_at: float | None = None
+        self.outage_since: float | None = None
+        self.last_outage = 0.0
         # Window aggregates computed during one evaluation, shared by every rule that asks
         # for the same (series, window): None outside evaluating(). Lives for one tick only.
         self._tick_cache: dict[tuple[Any, ...], Any] | None = None
@@ -485,11 +497,22 @@ class FactStore:
     def probe_ok(self, source: str, now: float) -> None:
         with self.lock:
             self.probes.setdefault(source, Probe(source)).ok_at = now
+            if source in BROKER_SOURCES:
+                self.reached_at = max(self.reached_at or now, now)
+            if self.outage_since is not None and not self._broker_failing():
+                self.last_outage = max(0.0, now - self.outage_since)
+                self.outage_since = None
 
     def probe_failed(self, source: str, error: str, now: float) -> None:
         with self.lock:
             probe = self.probes.setdefault(source, Probe(source))
             probe.error_at, probe.error = now, error
+            if self.outage_since is None and source in BROKER_SOURCES:
+                since = self.reached_at if self.reached_at is not None else self.started_at
+                self.outage_since = min(since, now) if since is not None else now
+
+    def _broker_failing(self) -> bool:
+        return any((p := self.probes.get(s)) is not None and not p.ok for s in BROKER_SOURCES)
 
     def set_queue_depths(
         self, depths: dict[str, tuple[int, int | None]], errors: dict[str, str], now: float

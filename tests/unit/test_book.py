@@ -192,10 +192,24 @@ def test_annotations_rendered(h: Harness) -> None:
     }
     h.clock.advance(10)  # w1's heartbeat expired: no live worker
     h.tick()
+    assert h.alert("NoLiveWorkers").state is State.PENDING
     assert h.alert("NoLiveWorkers").annotations == {
-        "summary": "No Celery worker has been alive for 30s (0 live)",
+        "summary": "No Celery worker has been alive for 0s (0 live)",
         "description": "rule NoLiveWorkers in prod",
     }
+    h.clock.advance(12)  # pending: as long as it has held so far, not the rule's `for`
+    h.tick()
+    assert (
+        h.alert("NoLiveWorkers")
+        .annotations["summary"]
+        .startswith("No Celery worker has been alive for 12s")
+    )
+    h.clock.advance(18)
+    h.tick()
+    assert h.alert("NoLiveWorkers").state is State.FIRING
+    assert h.alert("NoLiveWorkers").annotations["summary"] == (
+        "No Celery worker has been alive for 30s (0 live)"
+    )
     # re-rendered as the value changes
     h.depth("celery", 2500)
     h.tick()
@@ -224,7 +238,7 @@ def test_annotations_rendered(h: Harness) -> None:
         (
             "- {name: R, kind: no_live_workers, min_workers: 3, for: 2m,"
             " summary: 'down for {{ for }}: {{ labels.alertname }} {{ severity }}'}",
-            "down for 2m: R warning",
+            "down for 0s: R warning",  # pending, just now: `for` is how long it has held
         ),
         (
             # Syntax errors are rejected by the config; a runtime error must not break a tick.
@@ -654,11 +668,152 @@ def test_tick_pauses_the_garbage_collector_and_restores_it(
     finally:
         gc.enable()
 
-    def boom(*_: Any) -> None:
-        raise RuntimeError("disk full")
+    class FullDisk:
+        def save(self, *_: Any) -> None:
+            raise RuntimeError("disk full")
 
-    monkeypatch.setattr(book, "_record", boom)
+    # (A rule's own failure is caught for that rule alone; a storage error still escapes.)
+    monkeypatch.setattr(book, "repo", FullDisk())
     store.set_queue_depths({"celery": (500, 1)}, {}, T0 + 30)
     with pytest.raises(RuntimeError):
         book.tick(config.rules, store, T0 + 30)
     assert gc.isenabled()
+
+
+# -- rules that cannot tell, broker outages, broken rules -------------------------------------
+
+FAILURES = """
+rules:
+  - {name: TaskFailureRate, kind: failure_rate, tasks: ["*"], window: 60s, threshold: 10%,
+     min_count: 4}
+  - {name: SlowTasks, kind: task_latency, tasks: ["*"], measure: runtime, threshold: 5s,
+     window: 60s, min_count: 1}
+  - {name: IdleWorker, kind: idle_worker, idle_for: 1s}
+  - {name: BrokerDown, kind: broker_unreachable}
+"""
+
+
+def finished(store: FactStore, outcome: str, at: float, n: int, runtime: float = 1.0) -> None:
+    for i in range(n):
+        uuid = f"{outcome}-{at}-{i}"
+        store.apply_events(
+            [
+                {"type": "task-received", "uuid": uuid, "name": "app.add", "timestamp": at},
+                {"type": "task-started", "uuid": uuid, "timestamp": at},
+                {"type": outcome, "uuid": uuid, "timestamp": at, "runtime": runtime},
+            ],
+            at,
+        )
+
+
+def states(book: AlertBook) -> dict[str, State]:
+    return {a.rule: a.state for a in book.alerts.values()}
+
+
+def test_failure_rate_holds_on_an_empty_window_and_resolves_with_the_last_value() -> None:
+    config = parse(FAILURES, {})
+    store = FactStore(bucket=1.0, retention=600.0)
+    book = AlertBook(None)
+    finished(store, "task-failed", T0, 5)
+    finished(store, "task-succeeded", T0, 5)
+    book.tick(config.rules, store, T0 + 1)
+    [alert] = [a for a in book.alerts.values() if a.rule == "TaskFailureRate"]
+    assert alert.state is State.FIRING and alert.value == 0.5
+    # The window empties: no rate, so no verdict; the alert holds and keeps its value.
+    book.tick(config.rules, store, T0 + 120)
+    alert = book.alerts[alert.fingerprint]
+    assert alert.state is State.FIRING and alert.value == 0.5
+    assert "failed 50.0% of runs" in alert.annotations["summary"]
+    finished(store, "task-succeeded", T0 + 130, 10)
+    book.tick(config.rules, store, T0 + 131)
+    alert = book.alerts[alert.fingerprint]
+    assert alert.state is State.RESOLVED and alert.value == 0.0
+    assert "n/a" not in alert.annotations["summary"]
+
+
+def test_nothing_resolves_for_lack_of_data_while_the_broker_is_unreachable() -> None:
+    config = parse(FAILURES, {})
+    store = FactStore(bucket=1.0, retention=600.0)
+    book = AlertBook(None)
+    for source in ("events", "inspect", "queues"):
+        store.probe_ok(source, T0)
+    store.apply_event({"type": "worker-heartbeat", "hostname": "w1@h", "freq": 2.0}, T0)
+    finished(store, "task-succeeded", T0, 2, runtime=30.0)
+    book.tick(config.rules, store, T0 + 1.5)
+    assert states(book) == {"SlowTasks": State.FIRING, "IdleWorker": State.FIRING}
+    # The broker goes: heartbeats stop (the worker vanishes), the latency window empties.
+    store.probe_failed("events", "ConnectionError", T0 + 2)
+    store.probe_failed("inspect", "ConnectionError", T0 + 2)
+    book.tick(config.rules, store, T0 + 120)
+    assert states(book) == {
+        "SlowTasks": State.FIRING,
+        "IdleWorker": State.FIRING,
+        "BrokerDown": State.FIRING,
+    }
+    # Back, and still no data: now silence is an answer again.
+    store.probe_ok("events", T0 + 130)
+    store.probe_ok("inspect", T0 + 130)
+    book.tick(config.rules, store, T0 + 131)
+    assert states(book) == {
+        "SlowTasks": State.RESOLVED,
+        "IdleWorker": State.RESOLVED,
+        "BrokerDown": State.RESOLVED,
+    }
+    [down] = [a for a in book.alerts.values() if a.rule == "BrokerDown"]
+    assert down.value == 130.0  # how long the outage lasted, not "for 0ms"
+
+
+def always_one(rule: Any, store: FactStore, now: float) -> list[Any]:
+    from sentinel.model import Sample
+
+    return [Sample({}, 1.0, 0.0, True)]
+
+
+def broken_samples(rule: Any, store: FactStore, now: float) -> list[Any]:
+    from sentinel.model import Sample
+
+    return [Sample(None, 1.0, 0.0, True)]  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def throwaway_kinds(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sentinel.rules import base
+
+    monkeypatch.setitem(base.RULES, "throwaway", f"{__name__}:always_one")
+    monkeypatch.setitem(base.RULES, "broken", f"{__name__}:broken_samples")
+
+
+def test_a_kind_without_a_default_summary_still_pages_and_stops_no_other_rule(
+    h: Harness, throwaway_kinds: None
+) -> None:
+    [backlog, _] = h.config.rules
+    throwaway = backlog.model_copy(update={"name": "Throwaway", "kind": "throwaway", "for_": 0})
+    h.depth("celery", 500)
+    h.tick([throwaway, *h.config.rules])
+    h.clock.advance(60)
+    h.tick([throwaway, *h.config.rules])
+    assert states(h.book) == {"Throwaway": State.FIRING, "QueueBacklog": State.FIRING}
+    assert h.alert("Throwaway").annotations["summary"] == "Throwaway: value 1 (threshold 0)"
+    assert h.book.rule_errors == 0
+
+
+def test_a_rule_that_breaks_after_evaluate_stops_no_other_rule(
+    h: Harness, throwaway_kinds: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    [backlog, _] = h.config.rules
+    broken = backlog.model_copy(update={"name": "Broken", "kind": "broken"})
+    rules = [broken, *h.config.rules]
+    h.depth("celery", 500)
+    h.tick(rules)
+    for _ in range(3):
+        h.clock.advance(60)
+        h.tick(rules)
+    assert states(h.book) == {"QueueBacklog": State.FIRING}
+    assert h.book.rule_errors == 4
+    assert h.book.rule_errors_by_rule == {"Broken": 4}
+    logged = [r for r in caplog.records if "rule Broken" in r.getMessage()]
+    assert len(logged) == 1  # one traceback per rule per RULE_ERROR_LOG_EVERY, all counted
+    h.clock.advance(book_module.RULE_ERROR_LOG_EVERY)
+    h.tick(rules)
+    logged = [r for r in caplog.records if "rule Broken" in r.getMessage()]
+    assert len(logged) == 2 and "3 more failure(s) not logged" in logged[1].getMessage()

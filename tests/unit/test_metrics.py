@@ -225,6 +225,7 @@ def test_self_metrics(sentinel: Sentinel, clock: FakeClock, registry: Any) -> No
     assert value(samples, "sentinel_alerts", state="pending") == 1
     assert value(samples, "sentinel_rule_evaluation_seconds") == 0.25
     assert value(samples, "sentinel_rule_errors_total") == 0
+    assert value(samples, "sentinel_rule_errors_by_rule_total", rule="NoLiveWorkers") == 0
 
     assert value(samples, "sentinel_notifications_total", channel="hook", outcome="retry") == 2
     # every configured channel's outcomes exist from the start, at 0

@@ -274,7 +274,7 @@ def test_failure_rate_fires_only_for_the_failing_task() -> None:
 @pytest.mark.parametrize(
     ("ok", "bad", "active", "value"),
     [
-        (0, 0, False, None),  # no traffic at all: not failing
+        (0, 0, None, None),  # nothing finished in the window: cannot tell (a firing alert holds)
         (19, 0, False, 0.0),  # below min_count but nothing failed: certainly fine
         (18, 1, None, 1 / 19),  # below min_count with failures: no verdict
         (0, 19, None, 1.0),
@@ -313,9 +313,9 @@ def test_failure_rate_counts_only_the_window() -> None:
     clock.set(T0 + 69.9)  # still overlaps: the window edge is exact to one bucket width
     [sample] = run(rule, store, clock.now())
     assert sample.active is True
-    clock.set(T0 + 100)  # everything has left the window: no traffic
+    clock.set(T0 + 100)  # everything has left the window: no traffic, no verdict
     [sample] = run(rule, store, clock.now())
-    assert (sample.active, sample.value) == (False, None)
+    assert (sample.active, sample.value) == (None, None)
 
 
 def test_failure_rate_counts_retries_as_neither() -> None:
@@ -541,3 +541,37 @@ def test_no_live_workers_a_ping_round_older_than_the_outage_is_no_evidence() -> 
     store.apply_event(heartbeat("w1@h"), T0)
     store.probe_failed("events", "ConnectionError", T0 + 1)
     assert run(nlw(), store, T0 + 10)[0].active is None
+
+
+def test_broker_unreachable_value_only_grows_during_one_outage() -> None:
+    """The trial's outage: probes fail and flap at different times (the stream's quiet-second
+    checks pass for a while, a queue probe answers once); the value must not swing back."""
+    store = FactStore()
+    for source in ("events", "inspect", "queues"):
+        store.probe_ok(source, T0)
+    store.probe_failed("inspect", "ConnectionError", T0 + 2)
+    store.probe_ok("events", T0 + 5)  # a quiet second on a socket not yet known dead
+    store.probe_failed("queues", "ConnectionError", T0 + 8)
+    store.probe_ok("queues", T0 + 20)  # one probe gets through, the others still fail
+    store.probe_failed("events", "ConnectionError", T0 + 21)
+    store.probe_failed("queues", "ConnectionError", T0 + 30)
+    values = []
+    for t in (T0 + 17, T0 + 32, T0 + 47, T0 + 62):
+        [s] = run(broker_rule(), store, t)
+        assert s.active is True
+        values.append(s.value)
+    assert values == [17.0, 32.0, 47.0, 62.0]  # since T0, when sentinel last reached it all
+    for source in ("events", "inspect", "queues"):
+        store.probe_ok(source, T0 + 70)
+    [s] = run(broker_rule(), store, T0 + 75)
+    # Back: the value is how long the outage lasted, which is what its resolve shows.
+    assert s.active is False and s.value == 70.0
+
+
+def test_broker_unreachable_never_reached_counts_from_start() -> None:
+    store = FactStore()
+    store.started_at = T0 - 5
+    store.probe_failed("events", "ConnectionError", T0)
+    store.probe_failed("inspect", "ConnectionError", T0 + 3)
+    [s] = run(broker_rule(), store, T0 + 10)
+    assert s.active is True and s.value == 15.0
