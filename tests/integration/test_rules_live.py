@@ -128,7 +128,17 @@ def test_failure_rate_fires_for_the_failing_task_only(
         message="adds succeeded",
     )
     assert not firing(s, "TaskFailureRate", task="tests.add")
-    # No more failures: once they leave the window the alert resolves.
+    # An empty window is no verdict: the alert holds once the failures leave it...
+    wait_for(
+        lambda: s.clock.now() - (alert.fired_at or 0.0) > 15,
+        30,
+        message="the window emptied",
+    )
+    s.evaluate()
+    assert firing(s, "TaskFailureRate", task="tests.flaky")
+    # ...and resolves on runs that succeed.
+    for i in range(0, 40, 2):
+        producer.send_task("tests.flaky", args=(i,))
     wait_resolved(s, "TaskFailureRate", timeout=30, task="tests.flaky")
 
 
