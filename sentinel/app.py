@@ -154,12 +154,9 @@ class Sentinel:
         """Evaluate the moment a pending alert's `for` runs out: `for: 30s` with a 15 s interval
         fires at 30 s, not at the next tick up to 45 s. Once per deadline: an evaluation at or
         after it that could not tell (the alert stays pending) is not repeated every second."""
-        deadline = self.book.next_deadline(self.config.rules)
-        if deadline is None or deadline > self.clock.now():
-            return
-        if self._evaluated_at is not None and self._evaluated_at >= deadline:
-            return
-        self.evaluate()
+        deadline = self.book.next_deadline(self.config.rules, after=self._evaluated_at)
+        if deadline is not None and deadline <= self.clock.now():
+            self.evaluate()
 
     def dispatch(self) -> None:
         """Group timers run on their own clock, not only at evaluations."""

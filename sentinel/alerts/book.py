@@ -166,16 +166,17 @@ class AlertBook:
     def active(self) -> list[Alert]:
         return [a for a in self.alerts.values() if a.state is not State.RESOLVED]
 
-    def next_deadline(self, rules: Sequence[Any]) -> float | None:
-        """When the first pending alert's `for` runs out: the evaluation that would fire it
-        should run then, not at the next interval tick."""
+    def next_deadline(self, rules: Sequence[Any], after: float | None = None) -> float | None:
+        """When the first pending alert's `for` runs out (the first one later than `after`:
+        one already evaluated, still pending because its rule could not tell, must not hide
+        the next). The evaluation that would fire it should run then, not at the next tick."""
         for_ = {rule.name: rule.for_ for rule in rules}
         deadlines = [
             a.active_at + for_[a.rule]
             for a in list(self.alerts.values())
             if a.state is State.PENDING and a.rule in for_
         ]
-        return min(deadlines, default=None)
+        return min((d for d in deadlines if after is None or d > after), default=None)
 
     def tick(
         self, rules: Sequence[Any], store: FactStore, now: float

@@ -88,3 +88,35 @@ def test_a_deadline_that_could_not_tell_is_evaluated_once(
     assert calls == [T0 + 30]
     [alert] = sentinel.book.alerts.values()
     assert alert.state is State.PENDING
+
+
+def test_a_stuck_deadline_does_not_hide_a_later_one(
+    sentinel: Sentinel, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sentinel.model import Alert, Labels
+
+    sentinel.store.probe_ok("inspect", T0)
+    sentinel.evaluate()  # NoLiveWorkers pending since T0: deadline T0+30
+    assert len(sentinel.book.alerts) == 1
+    # Another pending alert (as if from another rule instance) whose `for` ends later.
+    later = Alert(
+        rule="NoLiveWorkers",
+        labels=Labels({"alertname": "NoLiveWorkers", "x": "1"}),
+        annotations={},
+        state=State.PENDING,
+        active_at=T0 + 20,
+        value=0.0,
+        threshold=1.0,
+    )
+    sentinel.store.probe_failed("events", "ConnectionError", T0 + 1)
+    sentinel.store.probe_failed("inspect", "ConnectionError", T0 + 1)
+    calls = counting(sentinel, monkeypatch)
+    clock.set(T0 + 30)
+    sentinel.watch_pending()
+    assert calls == [T0 + 30]  # could not tell: still pending
+    sentinel.book.alerts[later.fingerprint] = later
+    clock.set(T0 + 45)
+    sentinel.watch_pending()
+    clock.set(T0 + 50)
+    sentinel.watch_pending()
+    assert calls == [T0 + 30, T0 + 50]
