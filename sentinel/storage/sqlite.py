@@ -146,7 +146,9 @@ class Database:
                 # Whatever the file holds, even when it cannot take the migration (disk full).
                 self._disk.backup(self._mem)
         except STORAGE_ERRORS as e:
-            self._unreadable = self._disk is None or self._mem_is_empty()
+            if self._mem_is_empty():
+                self._read_only_copy()
+            self._unreadable = self._mem_is_empty() and os.path.exists(self.path)
             self._fail(e, "could not be opened")
         _migrate(self._mem)
 
@@ -287,6 +289,17 @@ class Database:
         if (st.st_dev, st.st_ino) != self._identity:
             return f"database file {self.path} was replaced by another file"
         return None
+
+    def _read_only_copy(self) -> None:
+        """What a file that cannot be opened for writing still holds (a read-only mount)."""
+        if not os.path.exists(self.path):
+            return
+        with suppress(*STORAGE_ERRORS):
+            src = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
+            try:
+                src.backup(self._mem)
+            finally:
+                src.close()
 
     def _mem_is_empty(self) -> bool:
         row = self._mem.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
