@@ -26,12 +26,19 @@ from sentinel.notify.pipeline import Dispatcher
 from sentinel.notify.route import build as build_route
 from sentinel.notify.sender import Sender
 from sentinel.notify.silence import Silencer
+from sentinel.rules.storage_failing import StorageFailingRule
+from sentinel.storage import maintenance
 from sentinel.storage.alerts import AlertRepo
+from sentinel.storage.nflog import NotificationLog
 from sentinel.storage.silences import SilenceRepo
 from sentinel.storage.sqlite import Database
 from sentinel.store.facts import FactStore
 
 log = logging.getLogger("sentinel")
+
+# How often the database file is checked (deleted, replaced) and, while storage fails, how
+# often writing the state back is tried.
+STORAGE_CHECK_INTERVAL = 5.0
 
 
 def celery_app(config: Config) -> Celery:
@@ -70,7 +77,7 @@ class Sentinel:
         self.app = celery_app(config)
         self.store = build_store(config)
         self.store.started_at = self.clock.now()
-        self.db = Database(config.storage.path) if persist else None
+        self.db = Database(config.storage.path, now=self.clock.now) if persist else None
         self.book = AlertBook(AlertRepo(self.db) if self.db is not None else None)
         self.events = EventCollector(self.app, self.store, self.clock)
         self.inspector = InspectCollector(
@@ -101,11 +108,20 @@ class Sentinel:
                 self.inhibitor,
                 on_queued=self.sender.wake,
             )
+        self.maintenance: maintenance.Maintenance | None = None
+        if self.db is not None:
+            self.maintenance = maintenance.Maintenance(
+                NotificationLog(self.db),
+                self.silencer,
+                retention=lambda: maintenance.nflog_retention(self.route),
+                live_groups=self._live_groups,
+            )
         self.scheduler: BackgroundScheduler | None = None
         self.api: Any = None
         self._eval_lock = threading.Lock()
         self._alive_at_eval: frozenset[str] = frozenset()
         self._evaluated_at: float | None = None
+        self._builtin: StorageFailingRule | None = None
         self.on_transitions: list[Any] = []
 
     # -- one-shot operations (also what the scheduler runs) --------------------------------
@@ -120,7 +136,7 @@ class Sentinel:
             if self.queues is not None:
                 self.queues.collect()
             now = self.clock.now()
-            transitions, rows = self.book.tick(self.config.rules, self.store, now)
+            transitions, rows = self.book.tick(self.rules(), self.store, now)
             self._evaluated_at = now
             self.store.prune(now)
             self._alive_at_eval = self._alive(now)
@@ -137,6 +153,32 @@ class Sentinel:
         for callback in self.on_transitions:
             callback(transitions)
         return transitions, rows
+
+    def rules(self) -> Sequence[Any]:
+        """The configured rules, and the built-in StorageFailing when there is storage (unless
+        a configured rule already has that name)."""
+        rules = self.config.rules
+        if self.db is None or any(r.name == "StorageFailing" for r in rules):
+            return rules
+        builtin = StorageFailingRule(self.db.health, labels=dict(self.config.defaults.labels))
+        if self._builtin is None or self._builtin.labels != builtin.labels:
+            self._builtin = builtin  # one object while unchanged: the book caches by identity
+        return (*rules, self._builtin)
+
+    def check_storage(self) -> None:
+        """Notice a deleted or replaced database file; write the state back after a failure."""
+        if self.db is not None:
+            self.db.check()
+
+    def housekeeping(self) -> None:
+        """Prune the notification log and expired silences (Alertmanager's Maintenance)."""
+        if self.maintenance is None:
+            return
+        with self._eval_lock:
+            self.maintenance.run(self.clock.now())
+
+    def _live_groups(self) -> list[str]:
+        return list(getattr(self.dispatcher, "groups", {}))
 
     def _alive(self, now: float) -> frozenset[str]:
         with self.store.lock:
@@ -194,6 +236,13 @@ class Sentinel:
         scheduler.add_job(self.dispatch, "interval", id="dispatch", seconds=1.0)
         scheduler.add_job(self.watch_liveness, "interval", id="liveness", seconds=1.0)
         scheduler.add_job(self.watch_pending, "interval", id="pending", seconds=1.0)
+        if self.db is not None:
+            scheduler.add_job(
+                self.check_storage, "interval", id="storage", seconds=STORAGE_CHECK_INTERVAL
+            )
+            scheduler.add_job(
+                self.housekeeping, "interval", id="housekeeping", seconds=maintenance.INTERVAL
+            )
         scheduler.start()
         self.scheduler = scheduler
         log.info(

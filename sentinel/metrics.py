@@ -85,6 +85,18 @@ FAMILIES: list[tuple[type[Metric], str, str, list[str]]] = [
     ),
     (
         GaugeMetricFamily,
+        "sentinel_storage_healthy",
+        "1 while the database holds the current state; 0 while it is kept in memory only.",
+        [],
+    ),
+    (
+        CounterMetricFamily,
+        "sentinel_storage_errors",
+        "Database failures (disk full, I/O error, file deleted or replaced).",
+        [],
+    ),
+    (
+        GaugeMetricFamily,
         "sentinel_last_collection_timestamp_seconds",
         "When each collector last succeeded (events: when the last event arrived).",
         ["source"],
@@ -179,7 +191,9 @@ class SentinelCollector(Collector):
                 pending = sender.outbox.count()
             except sqlite3.Error as e:  # storage closed during shutdown: omit, don't fail
                 log.debug("outbox count unavailable: %s", e)
+        storage = sentinel.db.health() if sentinel.db is not None else None
         return {
+            "storage": storage,
             "events": sorted(events.items()),
             "drops": sorted(drops.items()),
             "collected": sorted((k, v) for k, v in collected.items() if v is not None),
@@ -222,6 +236,12 @@ class SentinelCollector(Collector):
         elif name == "sentinel_rule_errors_by_rule":
             for rule, n in snap["rule_errors_by_rule"]:
                 add([rule], n)
+        elif name == "sentinel_storage_healthy":
+            if snap["storage"] is not None:
+                add([], 1 if snap["storage"].healthy else 0)
+        elif name == "sentinel_storage_errors":
+            if snap["storage"] is not None:
+                add([], snap["storage"].errors)
         elif name == "sentinel_outbox_pending":
             if snap["pending"] is not None:
                 add([], snap["pending"])

@@ -1,8 +1,10 @@
 """/healthz and /readyz.
 
-Alive means the process answers. Ready means sentinel can see the cluster: the event stream is
-subscribed and the last inspect round reached the broker recently. An inspect round with no
-worker answering still counts: "no workers" is a fact the rules alert on, not a blind spot.
+Alive means the process answers. Ready means sentinel can see the cluster (the event stream is
+subscribed and the last inspect round reached the broker recently) and can keep its state (the
+database is writable; while it is not, sentinel pages from memory and says so here). An
+inspect round with no worker answering still counts: "no workers" is a fact the rules alert
+on, not a blind spot.
 """
 
 from __future__ import annotations
@@ -30,6 +32,12 @@ def not_ready(sentinel: Sentinel, now: float) -> list[str]:
         reasons.append(
             f"events: not connected ({events_error})" if events_error else "events: not connected"
         )
+
+    if sentinel.db is not None:
+        storage = sentinel.db.health()
+        if not storage.healthy:
+            # Still paging, from memory; but not ready: a restart now would lose the state.
+            reasons.append(f"storage: {storage.reason}")
 
     celery = sentinel.config.celery
     # A round is due every interval and may take up to timeout; one late round is tolerated.

@@ -206,11 +206,13 @@ class Silencer:
             silences = list(self._silences.values())
         return [s.id for s in silences if s.mutes(labels, now)]
 
-    def gc(self, now: float, retention: float = 5 * 86400) -> None:
-        """Expired silences stay listed for a while (as in Alertmanager), then go."""
+    def gc(self, now: float, retention: float = 5 * 86400) -> int:
+        """Expired silences stay listed for a while (as in Alertmanager), then go.
+        Returns how many went."""
         with self._lock:
             gone = [i for i, s in self._silences.items() if s.ends_at < now - retention]
             for silence_id in gone:
                 del self._silences[silence_id]
         if gone and self.repo is not None:
             self.repo.delete_expired(now - retention)
+        return len(gone)

@@ -24,6 +24,8 @@ RULES = {
     "idle_worker": "sentinel.rules.idle_worker:evaluate",
     "task_latency": "sentinel.rules.task_latency:evaluate",
     "broker_unreachable": "sentinel.rules.broker_unreachable:evaluate",
+    # Built in, never configured: added by the app whenever it has storage.
+    "storage_failing": "sentinel.rules.storage_failing:evaluate",
 }
 
 Evaluate = Callable[[Any, FactStore, float], list[Sample]]

@@ -79,6 +79,7 @@ def test_every_kind_is_registered() -> None:
         "idle_worker",
         "task_latency",
         "broker_unreachable",
+        "storage_failing",  # built in, not configurable
     }
     for kind in RULES:
         assert callable(evaluator(kind))
