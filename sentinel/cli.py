@@ -12,13 +12,19 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sentinel import __version__, logs, silence_cli
-from sentinel.config import Config, ConfigError, default_path, load
 from sentinel.display import format_value, table
+from sentinel.loader import ConfigError, default_path, read_config
 from sentinel.model import Labels
 from sentinel.units import format_duration
+
+if TYPE_CHECKING:
+    from sentinel.config import Config
+
+# sentinel.config (pydantic, jinja2) is imported only once a file has been read and parsed
+# within the loader's limits: `check` refuses a hostile file before paying for the schema.
 
 log = logging.getLogger("sentinel")
 
@@ -76,22 +82,38 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _print_errors(path: str, errors: Sequence[str]) -> None:
+    print(f"{path}: invalid configuration ({len(errors)} error(s))", file=sys.stderr)
+    for line in errors:
+        print(f"  {line}", file=sys.stderr)
+
+
 def _load(args: argparse.Namespace) -> Config | None:
     """The config named by -c (or the default), or None after printing every error."""
     path = args.config or default_path()
     try:
-        return load(path)
+        raw = read_config(path)
+        from sentinel.config import validate
+
+        return validate(raw)
     except ConfigError as e:
-        print(f"{path}: invalid configuration ({len(e.errors)} error(s))", file=sys.stderr)
-        for line in e.errors:
-            print(f"  {line}", file=sys.stderr)
+        _print_errors(path, e.errors)
         return None
 
 
 def cmd_check(args: argparse.Namespace) -> int:
     path = args.config or default_path()
-    config = _load(args)
+    try:
+        raw = read_config(path)
+    except ConfigError as e:
+        _print_errors(path, e.errors)
+        return 1
+    from sentinel.config import check_raw
+
+    report = check_raw(raw)
+    config = report.config
     if config is None:
+        _print_errors(path, report.errors)
         return 1
     print(f"{path}: ok ({len(config.rules)} rule(s), {len(config.channels)} channel(s))")
     for rule in config.rules:
@@ -102,16 +124,39 @@ def cmd_check(args: argparse.Namespace) -> int:
         )
     for name, channel in config.channels.items():
         print(f"channel {name:<24} {channel.type:<18} {channel.describe()}")
+    for warning in report.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     return 0
+
+
+def _refused(config: Config) -> list[str]:
+    """Why `run` must not start with this config: a routed channel that cannot deliver would
+    stay silent while alerts fire, so the operator hears it now rather than during an incident."""
+    from sentinel.config import secret_problems
+
+    return secret_problems(config, routed_only=True)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from sentinel.app import Sentinel
+    from sentinel.config import lint
 
     config = _load(args)
     if config is None:
         return 1
     path = args.config or default_path()
+    refused = _refused(config)
+    if refused:
+        for line in refused:
+            log.error("config: %s", line)
+        log.error(
+            "refusing to start: %d routed channel secret(s) empty or placeholders; set them "
+            "(or take those channels out of the route) and start again",
+            len(refused),
+        )
+        return 1
+    for warning in lint(config, unrouted=False):
+        log.warning("config: %s", warning)
     try:
         sentinel = Sentinel(config)
     except (OSError, sqlite3.Error) as e:  # storage.path unwritable, corrupt, on a full disk
@@ -147,15 +192,29 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _reload(sentinel: Any, path: str) -> None:
+    """Apply the file's new config, or keep the running one: never stops the daemon."""
+    from sentinel.config import load
+
     log.info("SIGHUP: reloading %s", path)
     try:
         new = load(path)
+        refused = _refused(new)
+        if refused:
+            raise ConfigError(refused)
     except ConfigError as e:
         log.error("reload failed, keeping the running configuration (%d error(s))", len(e.errors))
         for line in e.errors:
             log.error("config: %s", line)
         return
-    sentinel.reload(new)
+    except Exception as e:  # whatever it was, the pager keeps running on what it had
+        log.error("reload failed, keeping the running configuration: %s: %s", type(e).__name__, e)
+        log.debug("reload failure", exc_info=True)
+        return
+    try:
+        sentinel.reload(new)
+    except Exception as e:
+        log.error("reload failed while applying the new configuration: %s: %s", type(e).__name__, e)
+        log.debug("reload failure", exc_info=True)
 
 
 def cmd_eval(args: argparse.Namespace) -> int:

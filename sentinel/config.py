@@ -6,15 +6,16 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
-from collections.abc import Mapping
-from pathlib import Path
-from typing import Annotated, Any, Literal
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Annotated, Any, ClassVar, Literal
 
 import jinja2
-import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -26,15 +27,23 @@ from pydantic import (
     model_validator,
 )
 
+from sentinel.loader import (
+    SECRET_KEYS,
+    ConfigError,
+    default_path,
+    expand,
+    fmt_path,
+    load_yaml,
+    read_config,
+)
 from sentinel.model import Severity
-from sentinel.units import format_duration, parse_duration, parse_ratio
+from sentinel.units import digits, format_duration, parse_duration, parse_ratio
 
-Duration = Annotated[float, BeforeValidator(parse_duration)]
+__all__ = ["SECRET_KEYS", "Config", "ConfigError", "default_path", "load", "parse"]
+
 Ratio = Annotated[float, BeforeValidator(parse_ratio)]
 Globs = tuple[str, ...]
 
-SECRET_KEYS = frozenset({"token", "routing_key", "password", "url"})
-_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
 
@@ -44,12 +53,93 @@ def _check_template(source: str, what: str) -> None:
         jinja2.Environment().parse(source)
     except jinja2.TemplateSyntaxError as e:
         raise ValueError(f"{what}: invalid Jinja2 (line {e.lineno}): {e.message}") from None
+    except RecursionError:  # {{ ((((...)))) }}: the parser recurses once per level
+        raise ValueError(f"{what}: template nested too deeply") from None
 
 
-class ConfigError(Exception):
-    def __init__(self, errors: list[str]) -> None:
-        super().__init__("\n".join(errors))
-        self.errors = errors
+# --- field types: every duration and count has bounds (README: "Bounds") ----------------
+#
+# A value outside them is an error at `check`, never a crash at run time: `interval: 1e15`
+# overflowed the scheduler, `inspect_timeout: 1e15` held SIGTERM forever.
+
+DAY = 86400.0
+
+
+def _shown(value: float, unit: Callable[[float], str]) -> str:
+    if isinstance(value, int) and abs(value) >= 10**18:
+        return f"a number of {digits(value)} digits"
+    return unit(value)
+
+
+def _within(
+    low: float, high: float, positive: bool, unit: Callable[[float], str]
+) -> Callable[[Any], Any]:
+    """The one bounds check behind every Duration and Count field."""
+
+    if low <= 0 and positive:
+        expected = f"> 0 and at most {unit(high)}"
+    elif low <= 0:
+        expected = f"at most {unit(high)}"
+    else:
+        expected = f"between {unit(low)} and {unit(high)}"
+
+    def check(value: Any) -> Any:
+        if positive and value <= 0:
+            raise ValueError("must be > 0")
+        if not low <= value <= high:
+            raise ValueError(f"must be {expected}, got {_shown(value, unit)}")
+        return value
+
+    return check
+
+
+def _seconds(value: float) -> str:
+    if value >= 100 * DAY:  # 1e15 reads better than 11574074074d
+        return f"{value:g}s"
+    return format_duration(value) if value >= 1 or value == 0 else f"{value * 1000:g}ms"
+
+
+def duration(high: float, *, low: float = 0.0, positive: bool = False) -> Any:
+    """A duration field (`15s`, `5m`, or seconds) within [low, high]; > 0 when positive."""
+    return Annotated[
+        float,
+        BeforeValidator(parse_duration),
+        AfterValidator(_within(low, high, positive, _seconds)),
+    ]
+
+
+def _not_bool(value: Any) -> Any:
+    # YAML reads true/false/yes/no/on/off as booleans, and pydantic would take True for 1.
+    if isinstance(value, bool):
+        raise ValueError(f"expected a number, got {str(value).lower()} (a YAML boolean)")
+    return value
+
+
+def count(high: int, *, low: int = 0, positive: bool = False) -> Any:
+    """An integer field within [low, high]; > 0 when positive. Never a boolean."""
+    return Annotated[
+        int, BeforeValidator(_not_bool), AfterValidator(_within(low, high, positive, str))
+    ]
+
+
+Period = duration(3600.0, low=1.0, positive=True)  # how often sentinel does something
+Timeout = duration(60.0, positive=True)  # how long one call may take (also bounds shutdown)
+Window = duration(7 * DAY, positive=True)  # how far back a rule looks
+Wait = duration(30 * DAY)  # for, group_wait, retention: how long to wait
+PositiveWait = duration(30 * DAY, positive=True)
+Percentile = Annotated[float, BeforeValidator(_not_bool), Field(gt=0, lt=100)]
+Port = count(65535, positive=True)
+# Per-rule counts: a queue depth, workers, finished tasks. Past these nothing is meaningful.
+MessageCount = count(10**9, positive=True)
+WorkerCount = count(10**6, positive=True)
+SampleCount = count(10**9, positive=True)
+# Caps of the fact store: each one is memory, so an absurd cap is no cap.
+SeriesCap = count(10**6, positive=True)
+InflightCap = count(10**7, positive=True)
+MemoryMiB = count(16_384, positive=True)
+BucketWidth = duration(3600.0, low=1.0)
+AlertCount = count(100_000)
+InFlight = count(256, positive=True)
 
 
 class Strict(BaseModel):
@@ -63,8 +153,8 @@ class CeleryConfig(Strict):
     broker_url: str = "redis://localhost:6379/0"
     broker_transport_options: dict[str, Any] = Field(default_factory=dict)
     queues: tuple[str, ...] = ("celery",)
-    inspect_interval: Duration = 30.0
-    inspect_timeout: Duration = 5.0
+    inspect_interval: Period = 30.0
+    inspect_timeout: Timeout = 5.0
     enable_events: bool = True
 
     @field_validator("broker_url")
@@ -76,23 +166,30 @@ class CeleryConfig(Strict):
             raise ValueError(f"unsupported broker scheme {scheme!r}; use one of {allowed}")
         return v
 
-    @field_validator("inspect_interval", "inspect_timeout")
+    @field_validator("broker_transport_options")
     @classmethod
-    def _positive(cls, v: float) -> float:
-        if v <= 0:
-            raise ValueError("must be > 0")
+    def _options(cls, v: dict[str, Any]) -> dict[str, Any]:
+        # Passed to kombu as they are; a non-finite or absurd number there (a polling_interval
+        # of 1e300) would stall the event stream, so only sane numbers get through.
+        for key, value in v.items():
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"{key}: must be a finite number")
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                if abs(value) > 10**9:
+                    raise ValueError(f"{key}: must be between -1e9 and 1e9")
+                if key in _TRANSPORT_SECONDS and not 0 <= value <= 3600:
+                    raise ValueError(f"{key}: must be between 0 and 3600 (seconds)")
         return v
+
+
+# kombu transport options that are sleeps or timeouts in seconds.
+_TRANSPORT_SECONDS = frozenset(
+    {"polling_interval", "socket_timeout", "socket_connect_timeout", "health_check_interval"}
+)
 
 
 class EvaluationConfig(Strict):
-    interval: Duration = 15.0
-
-    @field_validator("interval")
-    @classmethod
-    def _positive(cls, v: float) -> float:
-        if v <= 0:
-            raise ValueError("must be > 0")
-        return v
+    interval: Period = 15.0
 
 
 class StorageConfig(Strict):
@@ -120,22 +217,15 @@ class ServerConfig(Strict):
 class LimitsConfig(Strict):
     """Caps that bound memory whatever the traffic; past a cap new series are counted, not kept."""
 
-    max_task_names: int = Field(10_000, gt=0)
-    max_workers: int = Field(2_000, gt=0)
-    max_queues: int = Field(2_000, gt=0)
-    max_inflight_tasks: int = Field(200_000, gt=0)
-    bucket: Duration = 10.0  # width of one time bucket in windows
-    worker_retention: Duration = 3600.0  # forget a worker this long after it was last alive
+    max_task_names: SeriesCap = 10_000
+    max_workers: SeriesCap = 2_000
+    max_queues: SeriesCap = 2_000
+    max_inflight_tasks: InflightCap = 200_000
+    bucket: BucketWidth = 10.0  # width of one time bucket in windows
+    worker_retention: Wait = 3600.0  # forget a worker this long after it was last alive
     # Budget for the windows' counters and latency bins (all task names together); past it the
     # oldest time bucket of every series is forgotten first, counted as dropped.
-    max_window_mib: int = Field(48, gt=0)
-
-    @field_validator("bucket")
-    @classmethod
-    def _bucket(cls, v: float) -> float:
-        if v < 1:
-            raise ValueError("must be at least 1s")
-        return v
+    max_window_mib: MemoryMiB = 48
 
 
 # --- rules -----------------------------------------------------------------------------------
@@ -143,7 +233,7 @@ class LimitsConfig(Strict):
 
 class RuleBase(Strict):
     name: str = Field(pattern=_NAME)
-    for_: Duration = Field(0.0, alias="for")
+    for_: Wait = Field(0.0, alias="for")
     severity: Severity = Severity.WARNING
     summary: str | None = None
     description: str | None = None
@@ -174,7 +264,7 @@ class RuleBase(Strict):
 class NoLiveWorkersRule(RuleBase):
     kind: Literal["no_live_workers"]
     workers: Globs = ("*",)
-    min_workers: int = Field(1, gt=0)
+    min_workers: WorkerCount = 1
 
     def describe(self) -> str:
         return f"fewer than {self.min_workers} live worker(s) matching {list(self.workers)}"
@@ -183,7 +273,7 @@ class NoLiveWorkersRule(RuleBase):
 class QueueBacklogRule(RuleBase):
     kind: Literal["queue_backlog"]
     queues: Globs = ("*",)
-    threshold: int = Field(gt=0)
+    threshold: MessageCount
 
     def describe(self) -> str:
         return f"queue depth > {self.threshold} for queues {list(self.queues)}"
@@ -192,22 +282,15 @@ class QueueBacklogRule(RuleBase):
 class FailureRateRule(RuleBase):
     kind: Literal["failure_rate"]
     tasks: Globs = ("*",)
-    window: Duration = 300.0
+    window: Window = 300.0
     threshold: Ratio
-    min_count: int = Field(20, ge=1)
+    min_count: SampleCount = 20
 
     @field_validator("threshold")
     @classmethod
     def _threshold(cls, v: float) -> float:
         if v <= 0 or v >= 1:
             raise ValueError("must be > 0% and < 100%")
-        return v
-
-    @field_validator("window")
-    @classmethod
-    def _window(cls, v: float) -> float:
-        if v <= 0:
-            raise ValueError("must be > 0")
         return v
 
     def describe(self) -> str:
@@ -220,14 +303,7 @@ class FailureRateRule(RuleBase):
 class IdleWorkerRule(RuleBase):
     kind: Literal["idle_worker"]
     workers: Globs = ("*",)
-    idle_for: Duration
-
-    @field_validator("idle_for")
-    @classmethod
-    def _idle(cls, v: float) -> float:
-        if v <= 0:
-            raise ValueError("must be > 0")
-        return v
+    idle_for: PositiveWait
 
     def describe(self) -> str:
         return f"live worker with no task started for {format_duration(self.idle_for)}"
@@ -237,17 +313,10 @@ class TaskLatencyRule(RuleBase):
     kind: Literal["task_latency"]
     tasks: Globs = ("*",)
     measure: Literal["queue_wait", "runtime", "total"] = "total"
-    percentile: float = Field(95.0, gt=0, lt=100)
-    threshold: Duration
-    window: Duration = 600.0
-    min_count: int = Field(10, ge=1)
-
-    @field_validator("threshold", "window")
-    @classmethod
-    def _positive(cls, v: float) -> float:
-        if v <= 0:
-            raise ValueError("must be > 0")
-        return v
+    percentile: Percentile = 95.0
+    threshold: PositiveWait
+    window: Window = 600.0
+    min_count: SampleCount = 10
 
     def describe(self) -> str:
         return (
@@ -275,7 +344,7 @@ RuleSpec = Annotated[
 
 
 class Defaults(Strict):
-    for_: Duration = Field(0.0, alias="for")
+    for_: Wait = Field(0.0, alias="for")
     severity: Severity | None = None
     labels: dict[str, str] = Field(default_factory=dict)
 
@@ -289,6 +358,8 @@ def _check_regexes(v: dict[str, str]) -> dict[str, str]:
             re.compile(pattern)
         except re.error as e:
             raise ValueError(f"{key}: invalid regular expression {pattern!r}: {e}") from None
+        except (RecursionError, OverflowError) as e:  # ((((...)))), a{99999999999}
+            raise ValueError(f"{key}: regular expression too large: {e}") from None
     return v
 
 
@@ -297,9 +368,9 @@ class Route(Strict):
     match_re: dict[str, str] = Field(default_factory=dict)
     channels: tuple[str, ...] | None = None
     group_by: tuple[str, ...] | None = None
-    group_wait: Duration | None = None
-    group_interval: Duration | None = None
-    repeat_interval: Duration | None = None
+    group_wait: Wait | None = None
+    group_interval: PositiveWait | None = None
+    repeat_interval: PositiveWait | None = None
     continue_: bool = Field(False, alias="continue")
     routes: tuple[Route, ...] = ()
 
@@ -338,19 +409,15 @@ class InhibitRule(Strict):
 
 
 class ChannelBase(Strict):
+    # The secret fields `check` inspects for empty or placeholder values.
+    SECRETS: ClassVar[tuple[str, ...]] = ()
+
     send_resolved: bool = True
     templates: dict[str, str] = Field(default_factory=dict)  # per-channel Jinja2 overrides
-    timeout: Duration = 10.0
+    timeout: Timeout = 10.0
     # Sends to this channel in flight at once, each for a different group (one group's
     # notifications stay in order): a slow receiver then delays only the groups it holds.
-    max_in_flight: int = Field(16, ge=1, le=256)
-
-    @field_validator("timeout")
-    @classmethod
-    def _timeout(cls, v: float) -> float:
-        if v <= 0:
-            raise ValueError("must be > 0")
-        return v
+    max_in_flight: InFlight = 16
 
     @field_validator("templates")
     @classmethod
@@ -362,8 +429,21 @@ class ChannelBase(Strict):
     def describe(self) -> str:
         return ""
 
+    def placeholder_secrets(self) -> list[tuple[str, str]]:
+        """(key, reason) for each secret that is empty or a placeholder."""
+        out = []
+        for key in self.SECRETS:
+            value = getattr(self, key)
+            if value is None:  # optional and not given (email without auth)
+                continue
+            reason = placeholder(value.get_secret_value())
+            if reason is not None:
+                out.append((key, reason))
+        return out
+
 
 class SlackChannel(ChannelBase):
+    SECRETS = ("token",)
     type: Literal["slack"]
     token: SecretStr
     channel: str
@@ -374,6 +454,7 @@ class SlackChannel(ChannelBase):
 
 
 class PagerDutyChannel(ChannelBase):
+    SECRETS = ("routing_key",)
     type: Literal["pagerduty"]
     routing_key: SecretStr
     url: str = "https://events.pagerduty.com/v2/enqueue"
@@ -384,9 +465,10 @@ class PagerDutyChannel(ChannelBase):
 
 
 class EmailChannel(ChannelBase):
+    SECRETS = ("password",)
     type: Literal["email"]
     host: str
-    port: int = Field(587, gt=0, lt=65536)
+    port: Port = 587
     starttls: bool = True  # defaults to false when ssl is true
     ssl: bool = False
     username: str | None = None
@@ -412,12 +494,13 @@ class EmailChannel(ChannelBase):
 
 
 class WebhookChannel(ChannelBase):
+    SECRETS = ("url",)
     type: Literal["webhook"]
     url: SecretStr
     format: Literal["alertmanager", "template"] = "alertmanager"
     body: str | None = None
     headers: dict[str, str] = Field(default_factory=dict)
-    max_alerts: int = Field(0, ge=0)  # 0 = all, as in Alertmanager
+    max_alerts: AlertCount = 0  # 0 = all, as in Alertmanager
 
     @model_validator(mode="after")
     def _body(self) -> WebhookChannel:
@@ -498,7 +581,7 @@ def _cross_check(raw: Mapping[str, Any]) -> list[str]:
             if isinstance(names, list | tuple):
                 for j, name in enumerate(names):
                     if isinstance(name, str) and name not in defined:
-                        where = _fmt_path((*path, "channels", j))
+                        where = fmt_path((*path, "channels", j))
                         errors.append(f"{where}: undefined channel {name!r}")
             children = node.get("routes")
             if isinstance(children, list | tuple):
@@ -517,54 +600,6 @@ def _redact_url(url: str) -> str:
 
 
 # --- loading -------------------------------------------------------------------------------
-
-
-def _fmt_path(path: tuple[Any, ...]) -> str:
-    out = ""
-    for part in path:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += ("." if out else "") + str(part)
-    return out or "(top level)"
-
-
-def _expand(node: Any, path: tuple[Any, ...], env: Mapping[str, str], errors: list[str]) -> Any:
-    """Expand ${VAR} / ${VAR:-default} in every string and resolve `<key>_file` secrets."""
-    if isinstance(node, str):
-
-        def sub(m: re.Match[str]) -> str:
-            name, default = m.group(1), m.group(2)
-            value = env.get(name)
-            if value is None or (value == "" and default is not None):
-                if default is None:
-                    errors.append(f"{_fmt_path(path)}: environment variable {name} is not set")
-                    return ""
-                return default
-            return value
-
-        return _ENV.sub(sub, node)
-    if isinstance(node, list):
-        return [_expand(v, (*path, i), env, errors) for i, v in enumerate(node)]
-    if isinstance(node, dict):
-        out: dict[Any, Any] = {}
-        for key, value in node.items():
-            out[key] = _expand(value, (*path, key), env, errors)
-        for key in [k for k in out if isinstance(k, str) and k.endswith("_file")]:
-            base = key[: -len("_file")]
-            if base not in SECRET_KEYS:
-                continue
-            where = _fmt_path((*path, key))
-            file_path = out.pop(key)
-            if base in out:
-                errors.append(f"{where}: give either {base} or {key}, not both")
-                continue
-            try:
-                out[base] = Path(str(file_path)).read_text().strip()
-            except OSError as e:
-                errors.append(f"{where}: cannot read {file_path}: {e.strerror or e}")
-        return out
-    return node
 
 
 def _apply_defaults(raw: dict[str, Any]) -> None:
@@ -636,24 +671,14 @@ def _error_lines(exc: ValidationError, raw: Any) -> list[str]:
             msg = "required"
         elif msg.startswith("Value error, "):
             msg = msg[len("Value error, ") :]
-        lines.append(f"{_fmt_path(tuple(cleaned))}: {msg}")
+        lines.append(f"{fmt_path(tuple(cleaned))}: {msg}")
     return lines
 
 
-def parse(text: str, env: Mapping[str, str] | None = None, source: str = "<config>") -> Config:
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else source
-        problem = getattr(e, "problem", None) or str(e)
-        raise ConfigError([f"{where}: invalid YAML: {problem}"]) from None
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, dict):
-        raise ConfigError([f"(top level): expected a mapping, got {type(raw).__name__}"])
+def validate(raw: dict[str, Any], env: Mapping[str, str] | None = None) -> Config:
+    """A Config from a loaded mapping (see loader.load_yaml), or ConfigError with every problem."""
     errors: list[str] = []
-    raw = _expand(raw, (), os.environ if env is None else env, errors)
+    raw = expand(raw, (), os.environ if env is None else env, errors)
     _apply_defaults(raw)
     errors.extend(_cross_check(raw))
     try:
@@ -666,13 +691,96 @@ def parse(text: str, env: Mapping[str, str] | None = None, source: str = "<confi
     return config
 
 
-def default_path() -> str:
-    return os.environ.get("SENTINEL_CONFIG") or "./rules.yaml"
+def parse(text: str, env: Mapping[str, str] | None = None, source: str = "<config>") -> Config:
+    return validate(load_yaml(text), env)
 
 
 def load(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Config:
+    return validate(read_config(path), env)
+
+
+# --- check: errors and warnings, never an exception ---------------------------------------
+
+
+@dataclass(frozen=True)
+class Report:
+    """What `sentinel check` prints: a Config or every error, and warnings either way."""
+
+    config: Config | None
+    errors: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+
+def check_raw(raw: dict[str, Any], env: Mapping[str, str] | None = None) -> Report:
     try:
-        text = Path(path).read_text()
-    except OSError as e:
-        raise ConfigError([f"{path}: cannot read: {e.strerror or e}"]) from None
-    return parse(text, env, source=str(path))
+        config = validate(raw, env)
+    except ConfigError as e:
+        return Report(None, tuple(e.errors))
+    except Exception as e:  # a bug of ours; the fuzz harness asserts this line never appears
+        return Report(None, (f"(top level): {INTERNAL_ERROR}: {type(e).__name__}: {e}",))
+    return Report(config, (), tuple(lint(config)))
+
+
+def check(text: str, env: Mapping[str, str] | None = None) -> Report:
+    """Validate a config text: the function behind `sentinel check`; never raises."""
+    try:
+        raw = load_yaml(text)
+    except ConfigError as e:
+        return Report(None, tuple(e.errors))
+    return check_raw(raw, env)
+
+
+INTERNAL_ERROR = "internal error while checking the configuration (please report it)"
+
+# Values left in a secret by a template or an example: a channel with one cannot deliver.
+_PLACEHOLDER = re.compile(
+    r"not[-_ ]?configured|change[-_ ]?me|replace[-_ ]?me|placeholder|\$\{|"
+    r"^(?:<.*>|x{3,}|xox[a-z]-?|todo|tbd|fixme|none|null|secret|password|token|dummy|"
+    r"your[-_ ].*)$",
+    re.IGNORECASE,
+)
+
+
+def placeholder(secret: str) -> str | None:
+    """Why this secret cannot be real (empty, a placeholder), or None."""
+    text = secret.strip()
+    if not text:
+        return "is empty"
+    match = _PLACEHOLDER.search(text)
+    if match:
+        return f"looks like a placeholder ({match.group(0)!r})"
+    return None
+
+
+def secret_problems(config: Config, *, routed_only: bool = False) -> list[str]:
+    """`channels.NAME.KEY: reason` for each empty or placeholder secret of a channel."""
+    routed = config.route.channel_names() if config.route is not None else set()
+    out = []
+    for name, channel in config.channels.items():
+        if routed_only and name not in routed:
+            continue
+        for key, reason in channel.placeholder_secrets():
+            where = f"channels.{name}.{key}"
+            if name in routed:
+                out.append(f"{where}: {reason}; the route sends to {name!r}, which cannot deliver")
+            else:
+                out.append(f"{where}: {reason}; {name!r} cannot deliver (it is not routed yet)")
+    return out
+
+
+def lint(config: Config, *, unrouted: bool = True) -> list[str]:
+    """Warnings for a valid config that would still not page anyone (`unrouted`: also the
+    secrets of channels no route uses, which `run` does not need)."""
+    warnings: list[str] = []
+    if not config.model_fields_set:
+        warnings.append(
+            "(top level): the configuration is empty: no rules, no channels; sentinel would "
+            "watch and page nothing"
+        )
+    if config.rules and (config.route is None or not config.route.channel_names()):
+        warnings.append(
+            f"route: {len(config.rules)} rule(s) but no route sends anywhere: alerts are "
+            "evaluated and shown, never sent (add `route: {channels: [...]}`)"
+        )
+    warnings.extend(secret_problems(config, routed_only=not unrouted))
+    return warnings

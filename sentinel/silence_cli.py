@@ -9,10 +9,8 @@ import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import requests
-
-from sentinel.config import ConfigError, default_path, load
 from sentinel.display import table
+from sentinel.loader import ConfigError, default_path
 from sentinel.notify.silence import Matcher
 from sentinel.units import parse_duration
 
@@ -49,6 +47,8 @@ def _endpoint(args: argparse.Namespace) -> tuple[str, str | None]:
     api, token = args.api or os.environ.get("SENTINEL_API"), args.token
     token = token or os.environ.get("SENTINEL_API_TOKEN")
     if api is None or token is None:
+        from sentinel.config import load
+
         try:
             config = load(args.config or default_path())
         except ConfigError:
@@ -64,6 +64,8 @@ def _endpoint(args: argparse.Namespace) -> tuple[str, str | None]:
 
 
 def _call(method: str, url: str, token: str | None, body: Any = None) -> Any:
+    import requests  # here, not at the top: every `sentinel` command would pay its 0.2 s import
+
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
         response = requests.request(method, url, json=body, headers=headers, timeout=10)

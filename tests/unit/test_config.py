@@ -284,7 +284,15 @@ def test_env_expansion(text: str, env: dict[str, str], expected: str) -> None:
     assert parse(text, env).storage.path == expected
 
 
-RULE = "rules:\n  - {name: A, kind: queue_backlog, threshold: 10, %s}\n"
+# The rule's own fields merged with one override (a key given twice is an error of its own).
+RULE = "rules:\n  - {%s}\n"
+
+
+def rule(override: str) -> str:
+    fields = {"name": "A", "kind": "queue_backlog", "threshold": "10"}
+    key, _, value = override.partition(": ")
+    fields[key] = value
+    return RULE % ", ".join(f"{k}: {v}" for k, v in fields.items())
 
 
 @pytest.mark.parametrize(
@@ -312,14 +320,14 @@ RULE = "rules:\n  - {name: A, kind: queue_backlog, threshold: 10, %s}\n"
         ("celery: {enable_events: maybe}", {}, "celery.enable_events", "valid boolean"),
         ("celery: {queues: 5}", {}, "celery.queues", "valid tuple"),
         ("celery: {broker_url: 'http://x'}", {}, "celery.broker_url", "unsupported broker"),
-        (RULE % "threshold: 0", {}, "rules[0].threshold", "must be > 0"),
-        (RULE % "threshold: -5", {}, "rules[0].threshold", "must be > 0"),
-        (RULE % "threshold: many", {}, "rules[0].threshold", "valid integer"),
-        (RULE % "for: 5x", {}, "rules[0].for", "expected a duration"),
-        (RULE % "for: -1", {}, "rules[0].for", "negative"),
-        (RULE % "severity: loud", {}, "rules[0].severity", "critical"),
-        (RULE % "labels: {alertname: x}", {}, "rules[0].labels", "cannot be overridden"),
-        (RULE % "name: 'has space'", {}, "rules[0].name", "pattern"),
+        (rule("threshold: 0"), {}, "rules[0].threshold", "must be > 0"),
+        (rule("threshold: -5"), {}, "rules[0].threshold", "must be > 0"),
+        (rule("threshold: many"), {}, "rules[0].threshold", "valid integer"),
+        (rule("for: 5x"), {}, "rules[0].for", "expected a duration"),
+        (rule("for: -1"), {}, "rules[0].for", "negative"),
+        (rule("severity: loud"), {}, "rules[0].severity", "critical"),
+        (rule("labels: {alertname: x}"), {}, "rules[0].labels", "cannot be overridden"),
+        (rule("name: 'has space'"), {}, "rules[0].name", "pattern"),
         (
             "rules:\n  - {name: A, kind: failure_rate, threshold: 150%}",
             {},
