@@ -37,7 +37,7 @@ from sentinel.loader import (
     read_config,
 )
 from sentinel.model import Severity
-from sentinel.units import digits, format_duration, parse_duration, parse_ratio
+from sentinel.units import brief, digits, format_duration, parse_duration, parse_ratio
 
 __all__ = ["SECRET_KEYS", "Config", "ConfigError", "default_path", "load", "parse"]
 
@@ -174,11 +174,14 @@ class CeleryConfig(Strict):
         for key, value in v.items():
             if isinstance(value, float) and not math.isfinite(value):
                 raise ValueError(f"{key}: must be a finite number")
-            if isinstance(value, int | float) and not isinstance(value, bool):
-                if abs(value) > 10**9:
-                    raise ValueError(f"{key}: must be between -1e9 and 1e9")
-                if key in _TRANSPORT_SECONDS and not 0 <= value <= 3600:
+            number = isinstance(value, int | float) and not isinstance(value, bool)
+            if key in _TRANSPORT_SECONDS:
+                if not number:
+                    raise ValueError(f"{key}: must be a number of seconds, got {brief(value)}")
+                if not 0 <= value <= 3600:
                     raise ValueError(f"{key}: must be between 0 and 3600 (seconds)")
+            if number and abs(value) > 10**9:
+                raise ValueError(f"{key}: must be between -1e9 and 1e9")
         return v
 
 
@@ -734,7 +737,7 @@ INTERNAL_ERROR = "internal error while checking the configuration (please report
 
 # Values left in a secret by a template or an example: a channel with one cannot deliver.
 _PLACEHOLDER = re.compile(
-    r"not[-_ ]?configured|change[-_ ]?me|replace[-_ ]?me|placeholder|\$\{|"
+    r"not[-_ ]?configured|change[-_ ]?me|replace[-_ ]?me|placeholder|"
     r"^(?:<.*>|x{3,}|xox[a-z]-?|todo|tbd|fixme|none|null|secret|password|token|dummy|"
     r"your[-_ ].*)$",
     re.IGNORECASE,
@@ -746,6 +749,8 @@ def placeholder(secret: str) -> str | None:
     text = secret.strip()
     if not text:
         return "is empty"
+    if "${" in text:
+        return "holds a ${...} that was never expanded"
     match = _PLACEHOLDER.search(text)
     if match:
         return f"looks like a placeholder ({match.group(0)!r})"

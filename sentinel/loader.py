@@ -281,6 +281,9 @@ def expand(node: Any, path: tuple[Any, ...], env: Mapping[str, str], errors: lis
             if base in out:
                 errors.append(f"{where}: give either {base} or {key}, not both")
                 continue
+            # On failure the key gets "" so the schema does not add "token: required" to the
+            # one line that says why.
+            out[base] = ""
             if not isinstance(file_path, str) or not file_path:
                 errors.append(f"{where}: expected a file path")
                 continue
