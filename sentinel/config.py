@@ -163,7 +163,7 @@ class CeleryConfig(Strict):
         scheme = v.partition("://")[0]
         allowed = ("redis", "rediss", "amqp", "amqps", "pyamqp", "filesystem", "memory")
         if scheme not in allowed:
-            raise ValueError(f"unsupported broker scheme {scheme!r}; use one of {allowed}")
+            raise ValueError(f"unsupported broker scheme {brief(scheme)}; use one of {allowed}")
         return v
 
     @field_validator("broker_transport_options")
@@ -208,7 +208,7 @@ class ServerConfig(Strict):
     def _listen(cls, v: str) -> str:
         _host, sep, port = v.rpartition(":")
         if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-            raise ValueError(f"expected host:port, got {v!r}")
+            raise ValueError(f"expected host:port, got {brief(v)}")
         return v
 
     @property
@@ -247,9 +247,9 @@ class RuleBase(Strict):
     def _labels(cls, v: dict[str, str]) -> dict[str, str]:
         for key in v:
             if not re.match(_NAME, key):
-                raise ValueError(f"label name {key!r} must match {_NAME}")
+                raise ValueError(f"label name {brief(key)} must match {_NAME}")
             if key in ("alertname", "severity"):
-                raise ValueError(f"label {key!r} is set by sentinel and cannot be overridden")
+                raise ValueError(f"label {brief(key)} is set by sentinel and cannot be overridden")
         return v
 
     @field_validator("summary", "description")
@@ -360,9 +360,11 @@ def _check_regexes(v: dict[str, str]) -> dict[str, str]:
         try:
             re.compile(pattern)
         except re.error as e:
-            raise ValueError(f"{key}: invalid regular expression {pattern!r}: {e}") from None
+            raise ValueError(
+                f"{brief(key)}: invalid regular expression {brief(pattern)}: {e}"
+            ) from None
         except (RecursionError, OverflowError) as e:  # ((((...)))), a{99999999999}
-            raise ValueError(f"{key}: regular expression too large: {e}") from None
+            raise ValueError(f"{brief(key)}: regular expression too large: {e}") from None
     return v
 
 
@@ -572,7 +574,9 @@ def _cross_check(raw: Mapping[str, Any]) -> list[str]:
             if not isinstance(name, str):
                 continue
             if name in first:
-                errors.append(f"rules[{i}].name: {name!r} is already used by rules[{first[name]}]")
+                errors.append(
+                    f"rules[{i}].name: {brief(name)} is already used by rules[{first[name]}]"
+                )
             else:
                 first[name] = i
     route, channels = raw.get("route"), raw.get("channels")
@@ -585,7 +589,7 @@ def _cross_check(raw: Mapping[str, Any]) -> list[str]:
                 for j, name in enumerate(names):
                     if isinstance(name, str) and name not in defined:
                         where = fmt_path((*path, "channels", j))
-                        errors.append(f"{where}: undefined channel {name!r}")
+                        errors.append(f"{where}: undefined channel {brief(name)}")
             children = node.get("routes")
             if isinstance(children, list | tuple):
                 for k, child in enumerate(children):
@@ -660,7 +664,9 @@ def _error_lines(exc: ValidationError, raw: Any) -> list[str]:
             ctx = err.get("ctx") or {}
             tag = str(ctx.get("discriminator", "kind")).strip("'")
             cleaned.append(tag)  # the offending key is the tag itself
-            msg = f"unknown {tag} {ctx.get('tag')!r}; expected one of {ctx.get('expected_tags')}"
+            msg = (
+                f"unknown {tag} {brief(ctx.get('tag'))}; expected one of {ctx.get('expected_tags')}"
+            )
         elif err["type"] == "union_tag_not_found":
             ctx = err.get("ctx") or {}
             tag = str(ctx.get("discriminator", "kind")).strip("'")
@@ -753,7 +759,7 @@ def placeholder(secret: str) -> str | None:
         return "holds a ${...} that was never expanded"
     match = _PLACEHOLDER.search(text)
     if match:
-        return f"looks like a placeholder ({match.group(0)!r})"
+        return f"looks like a placeholder ({brief(match.group(0))})"
     return None
 
 
@@ -765,11 +771,15 @@ def secret_problems(config: Config, *, routed_only: bool = False) -> list[str]:
         if routed_only and name not in routed:
             continue
         for key, reason in channel.placeholder_secrets():
-            where = f"channels.{name}.{key}"
+            where = fmt_path(("channels", name, key))
             if name in routed:
-                out.append(f"{where}: {reason}; the route sends to {name!r}, which cannot deliver")
+                out.append(
+                    f"{where}: {reason}; the route sends to {brief(name)}, which cannot deliver"
+                )
             else:
-                out.append(f"{where}: {reason}; {name!r} cannot deliver (it is not routed yet)")
+                out.append(
+                    f"{where}: {reason}; {brief(name)} cannot deliver (it is not routed yet)"
+                )
     return out
 
 

@@ -48,14 +48,27 @@ def default_path() -> str:
     return os.environ.get("SENTINEL_CONFIG") or "./rules.yaml"
 
 
+_PLAIN_KEY = re.compile(r"[^\s\[\]]{1,64}")
+
+
 def fmt_path(path: tuple[Any, ...] | list[Any]) -> str:
+    """`rules[2].threshold`; a key that would not read as one (empty, spaces, a newline, not a
+    string, very long) is shown as `["its repr"]`, so an error stays one readable line."""
     out = ""
     for part in path:
         if isinstance(part, int) and not isinstance(part, bool):
             out += f"[{part}]"
+        elif isinstance(part, str) and _PLAIN_KEY.fullmatch(part) and part.isprintable():
+            out += ("." if out else "") + part
         else:
-            out += ("." if out else "") + str(part)
+            shown = repr(part)
+            out += f"[{shown if len(shown) <= 40 else shown[:39] + '…'}]"
     return out or "(top level)"
+
+
+def _cut(text: str, width: int = 80) -> str:
+    """A user's value in an error line, cut so that one line stays one readable line."""
+    return text if len(text) <= width else f"{text[: width - 1]}…"
 
 
 def _where(mark: Any) -> str:
@@ -260,7 +273,7 @@ def expand(node: Any, path: tuple[Any, ...], env: Mapping[str, str], errors: lis
             value = env.get(name)
             if value is None or (value == "" and default is not None):
                 if default is None:
-                    errors.append(f"{fmt_path(path)}: environment variable {name} is not set")
+                    errors.append(f"{fmt_path(path)}: environment variable {_cut(name)} is not set")
                     return ""
                 return default
             return value
@@ -290,8 +303,8 @@ def expand(node: Any, path: tuple[Any, ...], env: Mapping[str, str], errors: lis
             try:
                 out[base] = read_file(file_path, MAX_SECRET_BYTES, regular_only=True).strip()
             except OSError as e:
-                errors.append(f"{where}: cannot read {file_path}: {e.strerror or e}")
+                errors.append(f"{where}: cannot read {_cut(file_path)}: {e.strerror or e}")
             except ValueError as e:
-                errors.append(f"{where}: cannot read {file_path}: {e}")
+                errors.append(f"{where}: cannot read {_cut(file_path)}: {e}")
         return out
     return node
