@@ -23,7 +23,10 @@ from sentinel.loader import ConfigError, read_config
 from sentinel.notify.inhibit import Inhibitor
 from sentinel.notify.route import build as build_route
 
-pytestmark = pytest.mark.fuzz
+# `make fuzz` runs 20,000 examples per test: past pytest's default 300 s, so a longer budget
+# there; every example is also bounded on its own (_timed).
+_LONG = os.environ.get("SENTINEL_HYPOTHESIS_PROFILE") == "fuzz"
+pytestmark = [pytest.mark.fuzz, pytest.mark.timeout(3600 if _LONG else 300)]
 
 ROOT = Path(__file__).resolve().parents[2]
 SEED_TEXT = (ROOT / "rules.example.yaml").read_text()
