@@ -6,6 +6,7 @@ share one lock; every operation under it is short, so neither side waits long.
 
 from __future__ import annotations
 
+import logging
 import threading
 from array import array
 from bisect import bisect_left
@@ -14,6 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from sentinel.ratelog import RateLimitedLog
 from sentinel.store.sketch import GAMMA, MAX_BINS, Sketch
 from sentinel.store.windows import (
     COUNT_MASK,
@@ -33,7 +35,17 @@ from sentinel.store.windows import (
     Ring,
 )
 
+log = logging.getLogger("sentinel.events")
+
 DEFAULT_FREQ = 2.0
+# Bounds on what an event may claim before it touches state (README "Hostile events"). A
+# number outside them cannot be true of a Celery worker, so it is ignored (freq: clamped),
+# never stored: inf or 1e308 would overflow a sketch, and freq=inf would keep a ghost alive.
+MAX_SKEW = 86_400.0  # a task event's timestamp more than a day from when it arrived
+MAX_RUNTIME = 7 * 86_400.0  # a week: longer than any task, far from overflowing anything
+MIN_FREQ, MAX_FREQ = 0.5, 300.0  # heartbeat interval: Celery's default is 2 s
+MAX_COUNT = 1 << 32  # heartbeat active/processed
+MAX_ID = 512  # characters in a uuid, task name or hostname: they become map keys
 RECONNECT_GRACE = 30.0  # kombu's ensure_connection interval_max: a worker's longest retry wait
 
 # Cumulative histogram bounds for the celery-exporter compatible latency metrics (seconds).
@@ -77,6 +89,7 @@ class TaskSeries:
 
 
 _ZERO_HISTOGRAM = [0.0] * (len(HISTOGRAM_BOUNDS) + 2)
+_INF = float("inf")
 
 
 class WindowSketch:
@@ -200,6 +213,9 @@ class Drops:
     malformed: int = 0
     unknown_task: int = 0
     buckets: int = 0  # time buckets forgotten early to stay within max_window_bytes
+    refused: int = 0  # messages with a body Celery never sends: compressed, not JSON
+    oversize: int = 0  # messages larger than the collector's body limit
+    error: int = 0  # an event whose application raised something unexpected (a bug)
 
     def as_dict(self) -> dict[str, int]:
         return {
@@ -210,6 +226,44 @@ class Drops:
             "malformed": self.malformed,
             "unknown_task": self.unknown_task,
             "window_budget": self.buckets,
+            "refused": self.refused,
+            "oversize": self.oversize,
+            "error": self.error,
+        }
+
+    def per_event(self) -> int:
+        """Events (or messages) dropped whole, each under exactly one reason: with the accepted
+        events (events_by_type) they add up to everything the stream delivered. The other
+        reasons count evictions and refusals that are not events."""
+        return (
+            self.task_names
+            + self.workers
+            + self.malformed
+            + self.unknown_task
+            + self.refused
+            + self.oversize
+            + self.error
+        )
+
+
+@dataclass(slots=True)
+class IgnoredFields:
+    """Numbers that were read but could not be true: the event counted, the number was not
+    used (freq: clamped into range)."""
+
+    timestamp: int = 0
+    runtime: int = 0
+    freq: int = 0
+    active: int = 0
+    processed: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "timestamp": self.timestamp,
+            "runtime": self.runtime,
+            "freq": self.freq,
+            "active": self.active,
+            "processed": self.processed,
         }
 
 
@@ -280,6 +334,8 @@ class FactStore:
         self.events_by_type: dict[str, int] = dict.fromkeys(KNOWN_TYPES, 0)
         self.events_by_type["other"] = 0
         self.drops = Drops()
+        self.ignored = IgnoredFields()
+        self._drop_log = RateLimitedLog(log, interval=10.0)
         self.last_event_at: float | None = None
         # The broker as every probe together sees it, for BrokerUnreachable's value: when any
         # probe last reached it, when the current outage began (None: no probe failing), and
@@ -302,7 +358,7 @@ class FactStore:
     def _series(self, name: Any) -> TaskSeries | None:
         series = self.tasks.get(name)
         if series is None:
-            if not isinstance(name, str) or not name:
+            if not isinstance(name, str) or not 0 < len(name) <= MAX_ID:
                 self.drops.malformed += 1
                 return None
             if len(self.tasks) >= self.max_task_names:
@@ -311,13 +367,14 @@ class FactStore:
             series = self.tasks[name] = TaskSeries(name, self.bucket, self.retention)
         return series
 
-    def _worker(self, hostname: Any, now: float) -> WorkerState | None:
+    def _worker(self, hostname: Any, now: float, count: bool = True) -> WorkerState | None:
         worker = self.workers.get(hostname)
         if worker is None:
-            if not isinstance(hostname, str) or not hostname:
+            if not isinstance(hostname, str) or not 0 < len(hostname) <= MAX_ID:
                 return None
             if len(self.workers) >= self.max_workers:
-                self.drops.workers += 1
+                if count:
+                    self.drops.workers += 1
                 return None
             worker = self.workers[hostname] = WorkerState(hostname, first_seen=now)
             worker.last_activity = now
@@ -333,17 +390,21 @@ class FactStore:
     # -- events ---------------------------------------------------------------------------
 
     def apply_events(self, events: list[dict[str, Any]], now: float) -> None:
-        """Apply a batch of decoded Celery events; a malformed one is counted and skipped."""
+        """Apply a batch of decoded Celery events. Each event is accepted (and counted in
+        events_by_type) or dropped under exactly one reason; nothing one event holds can
+        stop the others."""
         with self.lock:
             apply = self._apply
-            malformed = 0
+            drops = self.drops
             for event in events:
                 try:
                     apply(event, now)
-                except (KeyError, TypeError, ValueError, AttributeError):
-                    malformed += 1
-            if malformed:
-                self.drops.malformed += malformed
+                except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as e:
+                    drops.malformed += 1
+                    self._drop_log.warning(now, "malformed", "event dropped as malformed: %r", e)
+                except Exception:  # a bug must cost this event, never the stream
+                    drops.error += 1
+                    self._drop_log.exception(now, "error", "event dropped: applying it raised")
             if events:
                 self.last_event_at = now
 
@@ -351,8 +412,10 @@ class FactStore:
         self.apply_events([event], now)
 
     def _apply(self, event: dict[str, Any], now: float) -> None:
-        # Every field is read and converted before anything changes: a bad event is skipped
-        # whole. One dict lookup picks the branch; this runs for every event Celery sends.
+        # Every field is read, converted and range-checked before anything changes: a bad
+        # event is skipped whole, a bad number ignored. One dict lookup picks the branch; this
+        # runs for every event Celery sends. An event counts in events_by_type only once
+        # applied; every other way out counts one drop reason.
         kind = event["type"]
         if not isinstance(kind, str):
             raise TypeError(f"event type {kind!r}")
@@ -361,23 +424,28 @@ class FactStore:
         if code is None:
             by_type["other"] += 1
             return
-        by_type[kind] += 1
         if code >= _WORKER:
             self._apply_worker(code, kind, event, now)
             return
 
         uuid = event["uuid"]
-        if not isinstance(uuid, str) or not uuid:
+        if not isinstance(uuid, str) or not 0 < len(uuid) <= MAX_ID:
             raise TypeError(f"uuid {uuid!r}")
-        ts = float(event["timestamp"])
+        ts: float | None = float(event["timestamp"])
+        if not now - MAX_SKEW <= ts <= now + MAX_SKEW:  # NaN fails too
+            ts = None  # unknowable: its latencies are not observed
+            self.ignored.timestamp += 1
         runtime = event.get("runtime")
         if runtime is not None:
             runtime = float(runtime)
+            if not 0.0 <= runtime <= MAX_RUNTIME:  # NaN, inf, negative, absurd
+                runtime = None
+                self.ignored.runtime += 1
         inflight = self.inflight
 
         if code in (RECEIVED, SENT):
             series = self._series(event["name"])
-            if series is None:
+            if series is None:  # _series counted why
                 return
             ring = series.ring
             ring.counters[ring.slot(now) + code] += 1
@@ -390,10 +458,12 @@ class FactStore:
                     self._track(uuid, [series, None, ts, None])
                 else:
                     entry[2] = ts
+            by_type[kind] += 1
             return
 
         if code == STARTED:
-            worker = self._worker(event.get("hostname"), now)
+            # A worker past the cap is counted by its heartbeats, not by each task it runs.
+            worker = self._worker(event.get("hostname"), now, count=False)
             if worker is not None:
                 worker.last_task_started = now
                 worker.last_activity = now
@@ -407,8 +477,9 @@ class FactStore:
             series.totals[STARTED] += 1
             entry[3] = ts
             queued = entry[1] if entry[1] is not None else entry[2]
-            if queued is not None:
+            if queued is not None and ts is not None:
                 series.observe_newest(QUEUE_WAIT, ts - queued)
+            by_type[kind] += 1
             return
 
         if code in (SUCCEEDED, FAILED):
@@ -423,33 +494,49 @@ class FactStore:
             started = entry[3]
             if runtime is not None:
                 series.observe_newest(RUNTIME, runtime)
-            elif started is not None:
+            elif started is not None and ts is not None:
                 series.observe_newest(RUNTIME, ts - started)
-            queued = entry[1] if entry[1] is not None else entry[2]
-            if queued is not None:
-                series.observe_newest(TOTAL, ts - queued)
-            elif started is not None:
-                series.observe_newest(TOTAL, ts - started)
+            if ts is not None:
+                queued = entry[1] if entry[1] is not None else entry[2]
+                if queued is not None:
+                    series.observe_newest(TOTAL, ts - queued)
+                elif started is not None:
+                    series.observe_newest(TOTAL, ts - started)
+            by_type[kind] += 1
             return
 
         # retried, revoked, rejected: counted against the task's series if it is known
         entry = inflight.pop(uuid, None)
-        series = entry[0] if entry is not None else self._series(event.get("name"))
-        if series is None:
-            self.drops.unknown_task += 1
-            return
+        if entry is not None:
+            series = entry[0]
+        else:
+            name = event.get("name")
+            if name is None:  # task-revoked carries no name: a task we never saw
+                self.drops.unknown_task += 1
+                return
+            series = self._series(name)
+            if series is None:  # _series counted why
+                return
         series.count(code, now)
+        by_type[kind] += 1
 
     def _apply_worker(self, code: int, kind: str, event: dict[str, Any], now: float) -> None:
         hostname = event["hostname"]
-        if not isinstance(hostname, str) or not hostname:
+        if not isinstance(hostname, str) or not 0 < len(hostname) <= MAX_ID:
             raise TypeError(f"hostname {hostname!r}")
-        freq = float(event.get("freq") or DEFAULT_FREQ)
+        freq = self._freq(float(event.get("freq") or DEFAULT_FREQ))
         active = int(event.get("active") or 0)
-        processed = int(event.get("processed") or 0)
+        if not 0 <= active <= MAX_COUNT:
+            self.ignored.active += 1
+            active = 0
+        processed: int | None = int(event.get("processed") or 0)
+        if processed is not None and not 0 <= processed <= MAX_COUNT:
+            self.ignored.processed += 1
+            processed = None
         worker = self._worker(hostname, now)
-        if worker is None:
+        if worker is None:  # _worker counted the cap
             return
+        self.events_by_type[kind] += 1
         if code == _OFFLINE:
             worker.offline_at = now
             worker.active = 0
@@ -457,19 +544,34 @@ class FactStore:
         worker.heartbeat_at = now
         if "active" in event:
             worker.regular = True
-            worker.freq = freq
+            if freq is not None:
+                worker.freq = freq
+            if processed is None:
+                processed = worker.processed
             if active > 0 or processed > worker.processed:
                 worker.last_activity = now
             worker.active = active
             worker.processed = processed
-        elif not worker.regular:
+        elif not worker.regular and freq is not None:
             # A heartbeat asked for by remote control says freq=5 whatever the worker's
             # real interval; trust it only until a periodic heartbeat tells the truth.
             worker.freq = freq
         if code == _ONLINE:
             worker.offline_at = None
-            worker.sw_ident = str(event.get("sw_ident") or "")
-            worker.sw_ver = str(event.get("sw_ver") or "")
+            worker.sw_ident = str(event.get("sw_ident") or "")[:MAX_ID]
+            worker.sw_ver = str(event.get("sw_ver") or "")[:MAX_ID]
+
+    def _freq(self, freq: float) -> float | None:
+        """A heartbeat's interval, clamped into [MIN_FREQ, MAX_FREQ] when finite and positive;
+        inf, NaN or negative say nothing (None: keep what is known)."""
+        if MIN_FREQ <= freq <= MAX_FREQ:
+            return freq
+        self.ignored.freq += 1
+        if MAX_FREQ < freq < _INF:
+            return MAX_FREQ
+        if 0.0 < freq < MIN_FREQ:
+            return MIN_FREQ
+        return None
 
     def set_retention(self, retention: float) -> None:
         with self.lock:
@@ -491,6 +593,11 @@ class FactStore:
     def count_malformed(self, n: int) -> None:
         with self.lock:
             self.drops.malformed += n
+
+    def count_dropped(self, reason: str, n: int = 1) -> None:
+        """Messages the collector refused before decoding (reason: refused, oversize)."""
+        with self.lock:
+            setattr(self.drops, reason, getattr(self.drops, reason) + n)
 
     # -- probes ---------------------------------------------------------------------------
 
