@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import random
+import threading
+import time
+from collections.abc import Callable
 
 
 class Backoff:
@@ -20,3 +23,35 @@ class Backoff:
 
     def reset(self) -> None:
         self.attempt = 0
+
+
+def wait_to_reconnect(
+    stop: threading.Event,
+    delay: float,
+    answers: Callable[[], bool | None],
+    *,
+    fast: float = 5.0,
+    poll: float = 1.0,
+    monotonic: Callable[[], float] = time.monotonic,
+) -> float:
+    """Wait before the next attempt to reach a peer; the seconds waited.
+
+    `delay` (the backoff's) while the peer is silent, but `answers()` is asked every `poll`
+    seconds: the moment it answers again the wait ends, and while it answers (it is up but the
+    last attempt failed anyway) the wait is at most `fast`. So a broker back after an hour's
+    outage is reconnected within about `poll`, not at the end of a 60 s backoff. `answers()`
+    returning None (no way to ask) means a plain wait.
+    """
+    start = monotonic()
+    was = answers()
+    if was is None:
+        stop.wait(delay)
+        return monotonic() - start
+    deadline = start + (min(delay, fast) if was else delay)
+    while not stop.is_set():
+        left = deadline - monotonic()
+        if left <= 0 or stop.wait(min(poll, left)):
+            break
+        if not was and answers():  # it is back: now, not at the end of the backoff
+            break
+    return monotonic() - start
