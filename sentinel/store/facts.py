@@ -39,8 +39,7 @@ log = logging.getLogger("sentinel.events")
 
 DEFAULT_FREQ = 2.0
 # Bounds on what an event may claim before it touches state (README "Hostile events"). A
-# number outside them cannot be true of a Celery worker, so it is ignored (freq: clamped),
-# never stored: inf or 1e308 would overflow a sketch, and freq=inf would keep a ghost alive.
+# number outside them cannot be true of a Celery worker, so it is ignored, never stored: inf or 1e308 would overflow a sketch, and freq=inf would keep a ghost alive.
 MAX_SKEW = 86_400.0  # a task event's timestamp more than a day from when it arrived
 MAX_RUNTIME = 7 * 86_400.0  # a week: longer than any task, far from overflowing anything
 MIN_FREQ, MAX_FREQ = 0.5, 300.0  # heartbeat interval: Celery's default is 2 s
@@ -89,7 +88,6 @@ class TaskSeries:
 
 
 _ZERO_HISTOGRAM = [0.0] * (len(HISTOGRAM_BOUNDS) + 2)
-_INF = float("inf")
 
 
 class WindowSketch:
@@ -248,8 +246,7 @@ class Drops:
 
 @dataclass(slots=True)
 class IgnoredFields:
-    """Numbers that were read but could not be true: the event counted, the number was not
-    used (freq: clamped into range)."""
+    """Numbers that were read but could not be true: the event counted, the number unused."""
 
     timestamp: int = 0
     runtime: int = 0
@@ -562,15 +559,11 @@ class FactStore:
             worker.sw_ver = str(event.get("sw_ver") or "")[:MAX_ID]
 
     def _freq(self, freq: float) -> float | None:
-        """A heartbeat's interval, clamped into [MIN_FREQ, MAX_FREQ] when finite and positive;
-        inf, NaN or negative say nothing (None: keep what is known)."""
-        if MIN_FREQ <= freq <= MAX_FREQ:
+        """A heartbeat's interval, or None (keep what is known) when it is out of range: not
+        clamped, since an absurd freq clamped to the top would still keep a ghost alive."""
+        if MIN_FREQ <= freq <= MAX_FREQ:  # NaN fails too
             return freq
         self.ignored.freq += 1
-        if MAX_FREQ < freq < _INF:
-            return MAX_FREQ
-        if 0.0 < freq < MIN_FREQ:
-            return MIN_FREQ
         return None
 
     def set_retention(self, retention: float) -> None:
