@@ -39,7 +39,8 @@ log = logging.getLogger("sentinel.events")
 
 DEFAULT_FREQ = 2.0
 # Bounds on what an event may claim before it touches state (README "Hostile events"). A
-# number outside them cannot be true of a Celery worker, so it is ignored, never stored: inf or 1e308 would overflow a sketch, and freq=inf would keep a ghost alive.
+# number outside them cannot be true of a Celery worker, so it is ignored, never stored: inf
+# or 1e308 would overflow a sketch, and freq=inf would keep a ghost worker alive forever.
 MAX_SKEW = 86_400.0  # a task event's timestamp more than a day from when it arrived
 MAX_RUNTIME = 7 * 86_400.0  # a week: longer than any task, far from overflowing anything
 MIN_FREQ, MAX_FREQ = 0.5, 300.0  # heartbeat interval: Celery's default is 2 s
