@@ -54,8 +54,15 @@ FAMILIES: list[tuple[type[Metric], str, str, list[str]]] = [
     (
         CounterMetricFamily,
         "sentinel_events_dropped",
-        "Celery events or series dropped: a cap reached, malformed, unknown task.",
+        "Celery events or series dropped: a cap reached, malformed, unknown task, a message "
+        "refused (compressed, not JSON) or over the size limit.",
         ["reason"],
+    ),
+    (
+        CounterMetricFamily,
+        "sentinel_event_fields_ignored",
+        "Numbers in accepted events that could not be true (inf, NaN, out of range), unused.",
+        ["field"],
     ),
     (GaugeMetricFamily, "sentinel_alerts", "Current alerts, by state.", ["state"]),
     (
@@ -170,6 +177,7 @@ class SentinelCollector(Collector):
         with store.lock:
             events = dict(store.events_by_type)
             drops = store.drops.as_dict()
+            ignored = store.ignored.as_dict()
             collected = {s: p.ok_at for s, p in store.probes.items() if s != "events"}
             collected["events"] = store.last_event_at
             tasks = sorted(
@@ -196,6 +204,7 @@ class SentinelCollector(Collector):
             "storage": storage,
             "events": sorted(events.items()),
             "drops": sorted(drops.items()),
+            "ignored": sorted(ignored.items()),
             "collected": sorted((k, v) for k, v in collected.items() if v is not None),
             "states": states,
             "evaluation": book.last_duration,
@@ -223,6 +232,9 @@ class SentinelCollector(Collector):
         elif name == "sentinel_events_dropped":
             for reason, n in snap["drops"]:
                 add([reason], n)
+        elif name == "sentinel_event_fields_ignored":
+            for field, n in snap["ignored"]:
+                add([field], n)
         elif name == "sentinel_last_collection_timestamp_seconds":
             for source, at in snap["collected"]:
                 add([source], at)
