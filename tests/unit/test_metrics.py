@@ -263,3 +263,29 @@ def test_promtool_accepts_the_exposition(
         ["promtool", "check", "metrics"], input=text, capture_output=True, text=True, timeout=30
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_poison_is_counted_once_and_impossible_numbers_by_field(
+    sentinel: Sentinel, clock: FakeClock, registry: Any
+) -> None:
+    now = clock.now()
+    sentinel.store.apply_events(
+        [
+            ev("task-sent", uuid="p", name="app.add"),
+            ev("task-succeeded", uuid="p", runtime="nan"),  # succeeded, runtime not used
+            ev("worker-heartbeat", hostname="ghost@h", freq="inf", active=0),
+            ev("task-started", uuid="p2", timestamp="inf"),  # unknown task, not malformed
+        ],
+        now,
+    )
+    sentinel.store.count_dropped("refused")
+    _, samples, _ = scrape(registry)
+    assert value(samples, "sentinel_events_total", type="task-succeeded") == 1
+    assert value(samples, "sentinel_events_total", type="task-started") == 0
+    assert value(samples, "sentinel_events_dropped_total", reason="malformed") == 0
+    assert value(samples, "sentinel_events_dropped_total", reason="unknown_task") == 1
+    assert value(samples, "sentinel_events_dropped_total", reason="refused") == 1
+    assert value(samples, "sentinel_event_fields_ignored_total", field="runtime") == 1
+    assert value(samples, "sentinel_event_fields_ignored_total", field="freq") == 1
+    assert value(samples, "sentinel_event_fields_ignored_total", field="timestamp") == 1
+    assert value(samples, "celery_task_succeeded_total", name="app.add") == 1
