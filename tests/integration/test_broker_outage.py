@@ -4,6 +4,8 @@ on a free port, so the shared one is never touched."""
 
 from __future__ import annotations
 
+import logging
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,7 +30,16 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
     server.kill()
 
 
-def test_broker_restart_is_noticed_and_events_resume(redis_server, tmp_path):
+def _long_wait_started(caplog: pytest.LogCaptureFixture, since: int) -> bool:
+    """The collector has just begun a reconnect wait of 10 s or more (its backoff grew)."""
+    for record in caplog.records[since:]:
+        m = re.search(r"reconnecting in ([\d.]+)s", record.getMessage())
+        if m and float(m.group(1)) >= 10:
+            return True
+    return False
+
+
+def test_broker_restart_is_noticed_and_events_resume(redis_server, tmp_path, caplog):
     broker = Broker("redis", f"redis://127.0.0.1:{redis_server.port}/0", "outage-q")
     worker = Worker(broker, "outage", broker.queue, tmp_path)
     sentinel: Sentinel | None = None
@@ -58,8 +69,12 @@ def test_broker_restart_is_noticed_and_events_resume(redis_server, tmp_path):
         wait_for(
             lambda: not sentinel.events.connected.is_set(), 30, message="the lost stream noticed"
         )
-        # Down for 30 s: long enough for a plain exponential backoff to have grown past 10 s.
+        # Down for 30 s, long enough for the backoff to have grown past 10 s; restarted just
+        # as a wait that long begins, the worst case for a collector that only waits it out.
+        caplog.set_level(logging.WARNING, "sentinel.events")
         wait_for(lambda: time.monotonic() - killed >= 30, 40, message="30 s of outage")
+        seen = len(caplog.records)
+        wait_for(lambda: _long_wait_started(caplog, seen), 90, message="a long reconnect wait")
 
         beats = sentinel.store.events_by_type["worker-heartbeat"]
         redis_server.start()
