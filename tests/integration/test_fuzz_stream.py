@@ -18,7 +18,7 @@ from sentinel.store.facts import FactStore
 from tests.conftest import wait_for
 from tests.unit.test_fuzz_events import check_state, message
 
-pytestmark = [pytest.mark.integration, pytest.mark.fuzz]
+pytestmark = [pytest.mark.integration, pytest.mark.fuzz, pytest.mark.timeout(3600)]
 
 DB = 7  # a db no other test publishes events on: /7.celeryev/*
 
