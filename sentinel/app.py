@@ -14,25 +14,25 @@ from celery import Celery
 from kombu.utils.url import maybe_sanitize_url
 
 from sentinel.alerts.book import AlertBook, Row, Transition
+from sentinel.alerts.repo import AlertRepo
 from sentinel.clock import Clock, SystemClock
 from sentinel.collectors.events import EventCollector
 from sentinel.collectors.filesystem_transport import transport_for
 from sentinel.collectors.inspect import InspectCollector
 from sentinel.collectors.queues import QueueCollector, probe_for
 from sentinel.config import Config
+from sentinel.db.sqlite import Database
+from sentinel.facts.store import FactStore
 from sentinel.model import State
+from sentinel.notify import maintenance
 from sentinel.notify.inhibit import Inhibitor
+from sentinel.notify.nflog import NotificationLog
 from sentinel.notify.pipeline import Dispatcher
 from sentinel.notify.route import build as build_route
 from sentinel.notify.sender import Sender
 from sentinel.notify.silence import Silencer
+from sentinel.notify.silence.repo import SilenceRepo
 from sentinel.rules.storage_failing import StorageFailingRule
-from sentinel.storage import maintenance
-from sentinel.storage.alerts import AlertRepo
-from sentinel.storage.nflog import NotificationLog
-from sentinel.storage.silences import SilenceRepo
-from sentinel.storage.sqlite import Database
-from sentinel.store.facts import FactStore
 
 log = logging.getLogger("sentinel")
 

@@ -304,8 +304,8 @@ def _instance(labels: Labels) -> str:
 
 
 def cmd_notify_test(args: argparse.Namespace) -> int:
-    from sentinel.notifiers.base import NotifyError, build
-    from sentinel.notifiers.testalert import test_notifications
+    from sentinel.channels.base import NotifyError, build
+    from sentinel.channels.testalert import test_notifications
 
     config = _load(args)
     if config is None:

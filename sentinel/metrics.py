@@ -24,9 +24,9 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
+from sentinel.facts.store import HISTOGRAM_BOUNDS
+from sentinel.facts.windows import COUNTERS
 from sentinel.model import State
-from sentinel.store.facts import HISTOGRAM_BOUNDS
-from sentinel.store.windows import COUNTERS
 
 if TYPE_CHECKING:
     from sentinel.app import Sentinel

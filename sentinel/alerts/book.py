@@ -10,13 +10,13 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, overload
 
+from sentinel.alerts.repo import AlertRepo
 from sentinel.alerts.state import step
 from sentinel.config import RuleBase
+from sentinel.facts.store import FactStore
 from sentinel.model import Alert, Labels, Sample, State
 from sentinel.rules.base import evaluator, holds_during_outage
 from sentinel.rules.broker_unreachable import unreachable as broker_unreachable
-from sentinel.storage.alerts import AlertRepo
-from sentinel.store.facts import FactStore
 from sentinel.templating import render
 from sentinel.units import format_duration
 

@@ -34,8 +34,8 @@ from celery import Celery
 
 from sentinel.backoff import Backoff, wait_to_reconnect
 from sentinel.clock import Clock
+from sentinel.facts.store import FactStore
 from sentinel.ratelog import RateLimitedLog
-from sentinel.store.facts import FactStore
 
 log = logging.getLogger("sentinel.events")
 

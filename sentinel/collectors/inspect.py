@@ -12,7 +12,7 @@ from typing import Any
 from celery import Celery
 
 from sentinel.clock import Clock
-from sentinel.store.facts import FactStore
+from sentinel.facts.store import FactStore
 
 log = logging.getLogger("sentinel.inspect")
 

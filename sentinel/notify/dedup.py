@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sentinel.storage.nflog import LogEntry
+from sentinel.notify.nflog import LogEntry
 
 
 def notify_reason(

@@ -20,14 +20,14 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from sentinel.db.sqlite import Database
 from sentinel.model import Alert, Labels, State
 from sentinel.notify.dedup import notify_reason
 from sentinel.notify.inhibit import Inhibitor
+from sentinel.notify.nflog import NotificationLog
+from sentinel.notify.outbox import Outbox
 from sentinel.notify.route import RouteNode
 from sentinel.notify.silence import Silencer
-from sentinel.storage.nflog import NotificationLog
-from sentinel.storage.outbox import Outbox
-from sentinel.storage.sqlite import Database
 
 log = logging.getLogger("sentinel.notify")
 

@@ -22,12 +22,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from sentinel.backoff import Backoff
+from sentinel.channels.base import Notification, Notifier, Permanent, Retryable, build
 from sentinel.clock import Clock
+from sentinel.db.sqlite import Database
 from sentinel.model import State
-from sentinel.notifiers.base import Notification, Notifier, Permanent, Retryable, build
-from sentinel.storage.nflog import NotificationLog
-from sentinel.storage.outbox import Outbox, OutboxRow
-from sentinel.storage.sqlite import Database
+from sentinel.notify.nflog import NotificationLog
+from sentinel.notify.outbox import Outbox, OutboxRow
 
 log = logging.getLogger("sentinel.notify")
 

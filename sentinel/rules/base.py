@@ -10,8 +10,8 @@ from functools import cache, lru_cache
 from itertools import islice
 from typing import Any
 
+from sentinel.facts.store import FactStore, TaskSeries
 from sentinel.model import Sample
-from sentinel.store.facts import FactStore, TaskSeries
 
 GLOB_CACHE = 256  # distinct pattern lists remembered; reloads may bring new ones
 

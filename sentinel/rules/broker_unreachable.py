@@ -1,8 +1,8 @@
 from __future__ import annotations
 
 from sentinel.config import BrokerUnreachableRule
+from sentinel.facts.store import BROKER_SOURCES, FactStore
 from sentinel.model import Sample
-from sentinel.store.facts import BROKER_SOURCES, FactStore
 
 SOURCES = BROKER_SOURCES
 

@@ -1,10 +1,10 @@
 from __future__ import annotations
 
 from sentinel.config import FailureRateRule
+from sentinel.facts.store import FactStore
+from sentinel.facts.windows import FAILED, SUCCEEDED
 from sentinel.model import Sample
 from sentinel.rules.base import matching_tasks
-from sentinel.store.facts import FactStore
-from sentinel.store.windows import FAILED, SUCCEEDED
 
 
 def evaluate(rule: FailureRateRule, store: FactStore, now: float) -> list[Sample]:

@@ -1,9 +1,9 @@
 from __future__ import annotations
 
 from sentinel.config import NoLiveWorkersRule
+from sentinel.facts.store import FactStore
 from sentinel.model import Sample
 from sentinel.rules.base import matches
-from sentinel.store.facts import FactStore
 
 
 def evaluate(rule: NoLiveWorkersRule, store: FactStore, now: float) -> list[Sample]:

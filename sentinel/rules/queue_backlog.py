@@ -1,9 +1,9 @@
 from __future__ import annotations
 
 from sentinel.config import QueueBacklogRule
+from sentinel.facts.store import FactStore
 from sentinel.model import Sample
 from sentinel.rules.base import matching
-from sentinel.store.facts import FactStore
 
 
 def evaluate(rule: QueueBacklogRule, store: FactStore, now: float) -> list[Sample]:

@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from sentinel.db.health import StorageHealth
+from sentinel.facts.store import FactStore
 from sentinel.model import Sample, Severity
-from sentinel.storage.health import StorageHealth
-from sentinel.store.facts import FactStore
 
 NAME = "StorageFailing"
 SUMMARY = (

@@ -1,10 +1,10 @@
 from __future__ import annotations
 
 from sentinel.config import TaskLatencyRule
+from sentinel.facts.store import FactStore
+from sentinel.facts.windows import MEASURES
 from sentinel.model import Sample
 from sentinel.rules.base import matching_tasks
-from sentinel.store.facts import FactStore
-from sentinel.store.windows import MEASURES
 
 
 def evaluate(rule: TaskLatencyRule, store: FactStore, now: float) -> list[Sample]:

@@ -18,6 +18,7 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
+from sentinel.channels.base import Notification, NotifyError, Permanent, Retryable, build
 from sentinel.config import (
     EmailChannel,
     PagerDutyChannel,
@@ -25,7 +26,6 @@ from sentinel.config import (
     WebhookChannel,
 )
 from sentinel.model import Alert, Labels, State
-from sentinel.notifiers.base import Notification, NotifyError, Permanent, Retryable, build
 
 pytestmark = pytest.mark.integration
 

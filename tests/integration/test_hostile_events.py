@@ -24,8 +24,8 @@ import redis
 from sentinel.app import Sentinel
 from sentinel.clock import SystemClock
 from sentinel.collectors.events import MAX_MESSAGE, EventCollector
-from sentinel.store.facts import FactStore
-from sentinel.store.windows import COUNTERS
+from sentinel.facts.store import FactStore
+from sentinel.facts.windows import COUNTERS
 from tests.conftest import ROOT, wait_for
 from tests.integration.harness import config_for, firing, wait_firing, wait_live_workers
 

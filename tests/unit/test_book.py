@@ -9,12 +9,12 @@ import pytest
 
 import sentinel.alerts.book as book_module
 from sentinel.alerts.book import RESOLVED_RETENTION, RESTORE_GRACE, AlertBook, Transition
+from sentinel.alerts.repo import AlertRepo
 from sentinel.clock import FakeClock
 from sentinel.config import Config, parse
+from sentinel.db.sqlite import Database
+from sentinel.facts.store import FactStore
 from sentinel.model import Labels, State
-from sentinel.storage.alerts import AlertRepo
-from sentinel.storage.sqlite import Database
-from sentinel.store.facts import FactStore
 
 T0 = 1_700_000_000.0
 

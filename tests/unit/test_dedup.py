@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from sentinel.notify.dedup import notify_reason
-from sentinel.storage.nflog import LogEntry
+from sentinel.notify.nflog import LogEntry
 
 T0 = 1_700_000_000.0
 REPEAT = 4 * 3600.0

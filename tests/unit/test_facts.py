@@ -6,8 +6,8 @@ import orjson
 import pytest
 
 from sentinel.clock import FakeClock
-from sentinel.store.facts import HISTOGRAM_BOUNDS, FactStore
-from sentinel.store.windows import (
+from sentinel.facts.store import HISTOGRAM_BOUNDS, FactStore
+from sentinel.facts.windows import (
     COUNTERS,
     QUEUE_WAIT,
     RUNTIME,
@@ -543,7 +543,7 @@ def test_window_budget_forgets_the_oldest_buckets_first() -> None:
 
 
 def test_a_stream_gap_gives_live_workers_time_to_reconnect() -> None:
-    from sentinel.store.facts import RECONNECT_GRACE
+    from sentinel.facts.store import RECONNECT_GRACE
 
     store = FactStore()
     store.apply_event(heartbeat("w@h", active=0, processed=0), 100.0)

@@ -12,7 +12,7 @@ from kombu.transport import filesystem
 from sentinel.clock import FakeClock
 from sentinel.collectors.queues import QueueCollector, probe_for
 from sentinel.collectors.queues.filesystem import FilesystemQueueProbe
-from sentinel.store.facts import FactStore
+from sentinel.facts.store import FactStore
 
 
 @pytest.fixture(autouse=True)

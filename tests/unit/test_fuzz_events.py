@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from sentinel.clock import FakeClock
 from sentinel.collectors.events import EventCollector, PubSubReader
-from sentinel.store.facts import KNOWN_TYPES, MAX_FREQ, MIN_FREQ, FactStore
+from sentinel.facts.store import KNOWN_TYPES, MAX_FREQ, MIN_FREQ, FactStore
 
 # `make fuzz` runs 20,000 examples each: minutes, past the suite's 300 s per-test timeout.
 pytestmark = [pytest.mark.fuzz, pytest.mark.timeout(3600)]

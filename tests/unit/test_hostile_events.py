@@ -17,8 +17,7 @@ import pytest
 from sentinel.backoff import wait_to_reconnect
 from sentinel.clock import FakeClock
 from sentinel.collectors.events import EventCollector, PubSubReader
-from sentinel.ratelog import RateLimitedLog
-from sentinel.store.facts import (
+from sentinel.facts.store import (
     DEFAULT_FREQ,
     MAX_FREQ,
     MAX_ID,
@@ -27,7 +26,8 @@ from sentinel.store.facts import (
     MIN_FREQ,
     FactStore,
 )
-from sentinel.store.windows import COUNTERS, QUEUE_WAIT, RUNTIME, TOTAL
+from sentinel.facts.windows import COUNTERS, QUEUE_WAIT, RUNTIME, TOTAL
+from sentinel.ratelog import RateLimitedLog
 
 T0 = 1_700_000_000.0
 HOST = "w1@host"

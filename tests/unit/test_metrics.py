@@ -14,9 +14,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from sentinel.app import Sentinel
 from sentinel.clock import FakeClock
 from sentinel.config import parse
+from sentinel.facts.store import HISTOGRAM_BOUNDS
+from sentinel.facts.windows import COUNTERS
 from sentinel.metrics import SentinelCollector
-from sentinel.store.facts import HISTOGRAM_BOUNDS
-from sentinel.store.windows import COUNTERS
 
 T0 = 1_700_000_000.0
 W1, W2 = "w1@host", "w2@host"

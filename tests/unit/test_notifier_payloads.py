@@ -13,10 +13,10 @@ import pytest
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web import SlackResponse
 
+from sentinel.channels import email, log, pagerduty, slack, templates, webhook
+from sentinel.channels.base import Notification, Permanent, Retryable, classify, retry_after
 from sentinel.config import EmailChannel, PagerDutyChannel, WebhookChannel
 from sentinel.model import Alert, Labels, State
-from sentinel.notifiers import email, log, pagerduty, slack, templates, webhook
-from sentinel.notifiers.base import Notification, Permanent, Retryable, classify, retry_after
 
 T0 = 1_700_000_000.0
 

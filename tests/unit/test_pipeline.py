@@ -9,19 +9,19 @@ from pathlib import Path
 
 import pytest
 
+from sentinel.channels.base import Notification, Permanent, Retryable
 from sentinel.clock import FakeClock
 from sentinel.config import parse
+from sentinel.db.sqlite import Database
 from sentinel.model import Alert, Labels, State, rfc3339
-from sentinel.notifiers.base import Notification, Permanent, Retryable
 from sentinel.notify.inhibit import Inhibitor
+from sentinel.notify.nflog import LogEntry, NotificationLog
+from sentinel.notify.outbox import Outbox, OutboxRow
 from sentinel.notify.pipeline import Dispatcher
 from sentinel.notify.route import build
 from sentinel.notify.sender import Sender
 from sentinel.notify.silence import Silence, Silencer
-from sentinel.storage.nflog import LogEntry, NotificationLog
-from sentinel.storage.outbox import Outbox, OutboxRow
-from sentinel.storage.silences import SilenceRepo
-from sentinel.storage.sqlite import Database
+from sentinel.notify.silence.repo import SilenceRepo
 
 T0 = 1_700_000_000.0
 GROUP_WAIT, GROUP_INTERVAL, REPEAT = 30.0, 300.0, 4 * 3600.0

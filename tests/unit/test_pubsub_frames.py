@@ -9,7 +9,7 @@ import pytest
 
 from sentinel.clock import FakeClock
 from sentinel.collectors.events import EventCollector, pubsub_payloads
-from sentinel.store.facts import FactStore
+from sentinel.facts.store import FactStore
 
 
 def bulk(b: bytes) -> bytes:

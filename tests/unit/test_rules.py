@@ -13,9 +13,9 @@ from sentinel.config import (
     QueueBacklogRule,
     TaskLatencyRule,
 )
+from sentinel.facts.store import FactStore
 from sentinel.model import Sample
 from sentinel.rules.base import RULES, evaluator, matches, matching, matching_tasks
-from sentinel.store.facts import FactStore
 
 T0 = 1_700_000_000.0
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from sentinel.channels.base import Notification, Retryable
 from sentinel.clock import FakeClock
 from sentinel.model import Alert
-from sentinel.notifiers.base import Notification, Retryable
 from sentinel.notify.sender import Sender
 from tests.conftest import wait_for
 from tests.unit.test_pipeline import GROUP_INTERVAL, GROUP_WAIT, T0, Harness, firing, resolve

@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 
 from sentinel.clock import FakeClock
+from sentinel.db.sqlite import Database
 from sentinel.model import Labels, rfc3339
 from sentinel.notify.silence import Matcher, Silence, Silencer
-from sentinel.storage.silences import SilenceRepo
-from sentinel.storage.sqlite import Database
+from sentinel.notify.silence.repo import SilenceRepo
 
 T0 = 1_700_000_000.0
 

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
-from sentinel.store.sketch import ALPHA, MAX_BINS, MIN_VALUE, Sketch
+from sentinel.facts.sketch import ALPHA, MAX_BINS, MIN_VALUE, Sketch
 
 QUANTILES = (0.5, 0.95, 0.99)
 N = 5_000

@@ -19,9 +19,9 @@ import pytest
 from sentinel.app import Sentinel
 from sentinel.clock import FakeClock
 from sentinel.config import parse
+from sentinel.db.sqlite import Database
+from sentinel.notify import maintenance
 from sentinel.notify.silence import Matcher, Silence
-from sentinel.storage import maintenance
-from sentinel.storage.sqlite import Database
 from tests.unit.test_pipeline import FakeNotifier
 
 T0 = 1_700_000_000.0

@@ -16,15 +16,15 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
+from sentinel.alerts.repo import AlertRepo
 from sentinel.api.health import not_ready
 from sentinel.app import Sentinel
 from sentinel.clock import FakeClock
 from sentinel.config import parse
+from sentinel.db.sqlite import Database
 from sentinel.metrics import SentinelCollector
 from sentinel.model import Labels, State
-from sentinel.storage.alerts import AlertRepo
-from sentinel.storage.nflog import NotificationLog
-from sentinel.storage.sqlite import Database
+from sentinel.notify.nflog import NotificationLog
 from tests.unit.test_pipeline import CONFIG as PIPELINE_CONFIG
 from tests.unit.test_pipeline import T0, Harness, firing
 

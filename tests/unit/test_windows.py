@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from sentinel.clock import FakeClock
-from sentinel.store.windows import COUNTERS, FAILED, MEASURES, RUNTIME, SUCCEEDED, Ring
+from sentinel.facts.windows import COUNTERS, FAILED, MEASURES, RUNTIME, SUCCEEDED, Ring
 
 T0 = 1_700_000_000.0  # a multiple of 10: bucket edges fall on whole tens
 
@@ -119,8 +119,8 @@ def test_sketches_merge_over_the_window() -> None:
 def test_ring_bins_are_those_of_a_sketch_of_the_same_observations() -> None:
     import random
 
-    from sentinel.store.facts import WindowSketch
-    from sentinel.store.sketch import Sketch
+    from sentinel.facts.sketch import Sketch
+    from sentinel.facts.store import WindowSketch
 
     rng = random.Random(3)
     ring = Ring(10.0, 120.0)
@@ -151,7 +151,7 @@ def test_ring_bins_are_those_of_a_sketch_of_the_same_observations() -> None:
 
 
 def test_a_bucket_folds_its_lowest_bins_past_max_bins_like_a_sketch() -> None:
-    from sentinel.store.sketch import MAX_BINS, Sketch
+    from sentinel.facts.sketch import MAX_BINS, Sketch
 
     values = [10.0 ** (e / 200.0) for e in range(-1000, 3000)]
     ring = Ring(10.0, 600.0)

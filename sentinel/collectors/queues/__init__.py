@@ -7,7 +7,7 @@ import logging
 from typing import Any, Protocol
 
 from sentinel.clock import Clock
-from sentinel.store.facts import FactStore
+from sentinel.facts.store import FactStore
 
 log = logging.getLogger("sentinel.queues")
 

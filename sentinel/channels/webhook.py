@@ -7,10 +7,10 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from sentinel.channels import http, templates
+from sentinel.channels.base import Notification
 from sentinel.config import WebhookChannel
 from sentinel.model import Alert, State, rfc3339
-from sentinel.notifiers import http, templates
-from sentinel.notifiers.base import Notification
 
 # What Alertmanager puts in endsAt while an alert fires (Go's zero time).
 ZERO_TIME = "0001-01-01T00:00:00Z"

@@ -20,7 +20,7 @@ from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterator
 
-from sentinel.store.sketch import Sketch
+from sentinel.facts.sketch import Sketch
 
 # Counter slots in a bucket, in Celery's event order.
 SENT, RECEIVED, STARTED, SUCCEEDED, FAILED, RETRIED, REVOKED, REJECTED = range(8)

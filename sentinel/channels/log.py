@@ -10,8 +10,8 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from sentinel.notifiers import templates
-from sentinel.notifiers.base import Notification
+from sentinel.channels import templates
+from sentinel.channels.base import Notification
 
 log = logging.getLogger("sentinel.notify.log")
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from sentinel.channels.base import Notification
 from sentinel.model import Alert, Labels, State
-from sentinel.notifiers.base import Notification
 
 LABELS = Labels(alertname="SentinelTest", severity="info", source="sentinel-notify-test")
 GROUP_KEY = '{}:{alertname="SentinelTest"}'

@@ -14,8 +14,8 @@ from typing import Any
 import jinja2
 from markupsafe import escape
 
+from sentinel.channels.base import Notification
 from sentinel.model import Alert, Severity, State, rfc3339
-from sentinel.notifiers.base import Notification
 from sentinel.templating import ENV
 from sentinel.templating import render as render_text
 

@@ -16,8 +16,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from sentinel.notify.nflog import NotificationLog
 from sentinel.notify.silence import Silencer
-from sentinel.storage.nflog import NotificationLog
 
 log = logging.getLogger("sentinel.storage")
 

@@ -12,10 +12,10 @@ import sqlite3
 from dataclasses import dataclass, replace
 from typing import Any
 
+from sentinel.alerts.repo import alert_from_dict, alert_to_dict
+from sentinel.db.sqlite import Database
 from sentinel.model import Alert, Labels
-from sentinel.storage.alerts import alert_from_dict, alert_to_dict
-from sentinel.storage.nflog import NotificationLog
-from sentinel.storage.sqlite import Database
+from sentinel.notify.nflog import NotificationLog
 
 log = logging.getLogger("sentinel.storage")
 

@@ -6,8 +6,8 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
+from sentinel.db.sqlite import Database
 from sentinel.model import Alert, Labels, State
-from sentinel.storage.sqlite import Database
 
 
 def alert_to_dict(a: Alert) -> dict[str, Any]:

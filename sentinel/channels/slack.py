@@ -17,9 +17,9 @@ from typing import Any
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
+from sentinel.channels import templates
+from sentinel.channels.base import Notification, NotifyError, Permanent, Retryable, retry_after
 from sentinel.config import SlackChannel
-from sentinel.notifiers import templates
-from sentinel.notifiers.base import Notification, NotifyError, Permanent, Retryable, retry_after
 from sentinel.templating import ENV
 
 _number = ENV.filters["number"]

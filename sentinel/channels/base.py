@@ -102,11 +102,11 @@ class Notifier(Protocol):
 
 
 NOTIFIERS = {
-    "slack": "sentinel.notifiers.slack:SlackNotifier",
-    "pagerduty": "sentinel.notifiers.pagerduty:PagerDutyNotifier",
-    "email": "sentinel.notifiers.email:EmailNotifier",
-    "webhook": "sentinel.notifiers.webhook:WebhookNotifier",
-    "log": "sentinel.notifiers.log:LogNotifier",
+    "slack": "sentinel.channels.slack:SlackNotifier",
+    "pagerduty": "sentinel.channels.pagerduty:PagerDutyNotifier",
+    "email": "sentinel.channels.email:EmailNotifier",
+    "webhook": "sentinel.channels.webhook:WebhookNotifier",
+    "log": "sentinel.channels.log:LogNotifier",
 }
 
 

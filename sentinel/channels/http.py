@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 import requests
 
-from sentinel.notifiers.base import Permanent, Retryable, classify, retry_after
+from sentinel.channels.base import Permanent, Retryable, classify, retry_after
 
 USER_AGENT = "sentinel-celery"
 _BODY_IN_ERROR = 300

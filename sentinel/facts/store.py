@@ -15,9 +15,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from sentinel.ratelog import RateLimitedLog
-from sentinel.store.sketch import GAMMA, MAX_BINS, Sketch
-from sentinel.store.windows import (
+from sentinel.facts.sketch import GAMMA, MAX_BINS, Sketch
+from sentinel.facts.windows import (
     COUNT_MASK,
     COUNTERS,
     FAILED,
@@ -34,6 +33,7 @@ from sentinel.store.windows import (
     TOTAL,
     Ring,
 )
+from sentinel.ratelog import RateLimitedLog
 
 log = logging.getLogger("sentinel.events")
 

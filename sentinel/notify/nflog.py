@@ -6,7 +6,7 @@ import json
 import sqlite3
 from dataclasses import dataclass
 
-from sentinel.storage.sqlite import Database
+from sentinel.db.sqlite import Database
 
 
 @dataclass(frozen=True, slots=True)

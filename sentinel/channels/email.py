@@ -15,9 +15,9 @@ from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid, parseaddr
 
+from sentinel.channels import templates
+from sentinel.channels.base import Notification, NotifyError, Permanent, Retryable
 from sentinel.config import EmailChannel
-from sentinel.notifiers import templates
-from sentinel.notifiers.base import Notification, NotifyError, Permanent, Retryable
 
 log = logging.getLogger("sentinel.notify.email")
 

@@ -29,7 +29,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from sentinel.storage.health import StorageHealth
+from sentinel.db.health import StorageHealth
 
 log = logging.getLogger("sentinel.storage")
 
@@ -88,7 +88,7 @@ def _connect(path: str) -> sqlite3.Connection:
 
 
 def _migrate(conn: sqlite3.Connection) -> None:
-    folder = resources.files("sentinel.storage") / "migrations"
+    folder = resources.files("sentinel.db") / "migrations"
     scripts = sorted(
         (int(p.name.split("_", 1)[0]), p) for p in folder.iterdir() if p.name.endswith(".sql")
     )

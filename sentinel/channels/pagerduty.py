@@ -11,9 +11,9 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from sentinel.channels import http, templates
+from sentinel.channels.base import Notification
 from sentinel.config import PagerDutyChannel
-from sentinel.notifiers import http, templates
-from sentinel.notifiers.base import Notification
 
 CLIENT = "sentinel"
 MAX_SUMMARY = 1024  # longer summaries are rejected by the Events API

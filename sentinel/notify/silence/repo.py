@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
+from sentinel.db.sqlite import Database
 from sentinel.notify.silence import Matcher, Silence
-from sentinel.storage.sqlite import Database
 
 
 class SilenceRepo:
