@@ -14,7 +14,7 @@ from celery import Celery
 from kombu.utils.url import maybe_sanitize_url
 
 from sentinel.alerts.book import AlertBook, Row, Transition
-from sentinel.alerts.repo import AlertRepo
+from sentinel.alerts.repo import SqliteAlertRepo
 from sentinel.clock import Clock, SystemClock
 from sentinel.collectors.events import EventCollector
 from sentinel.collectors.filesystem_transport import transport_for
@@ -31,7 +31,7 @@ from sentinel.notify.pipeline import Dispatcher
 from sentinel.notify.route import build as build_route
 from sentinel.notify.sender import Sender
 from sentinel.notify.silence import Silencer
-from sentinel.notify.silence.repo import SilenceRepo
+from sentinel.notify.silence.repo import SqliteSilenceRepo
 from sentinel.rules.storage_failing import StorageFailingRule
 
 log = logging.getLogger("sentinel")
@@ -78,7 +78,7 @@ class Sentinel:
         self.store = build_store(config)
         self.store.started_at = self.clock.now()
         self.db = Database(config.storage.path, now=self.clock.now) if persist else None
-        self.book = AlertBook(AlertRepo(self.db) if self.db is not None else None)
+        self.book = AlertBook(SqliteAlertRepo(self.db) if self.db is not None else None)
         self.events = EventCollector(self.app, self.store, self.clock)
         self.inspector = InspectCollector(
             self.app,
@@ -92,7 +92,7 @@ class Sentinel:
         self.queues = (
             QueueCollector(probe, self.store, self.clock, config.celery.queues) if probe else None
         )
-        self.silencer = Silencer(SilenceRepo(self.db) if self.db is not None else None)
+        self.silencer = Silencer(SqliteSilenceRepo(self.db) if self.db is not None else None)
         self.inhibitor = Inhibitor(config.inhibit)
         self.route = build_route(config.route) if config.route is not None else None
         self.book.resolved_retention = resolved_retention(self.route)

@@ -1,10 +1,12 @@
-"""The alerts table: the current state of every pending, firing and recently resolved alert."""
+"""Where the alert book keeps the current state of every pending, firing and recently resolved
+alert: `AlertRepo` is what the book needs (a second engine implements it again), `SqliteAlertRepo`
+is the alerts table."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Protocol
 
 from sentinel.db.sqlite import Database
 from sentinel.model import Alert, Labels, State
@@ -40,7 +42,13 @@ def alert_from_dict(d: dict[str, Any]) -> Alert:
     )
 
 
-class AlertRepo:
+class AlertRepo(Protocol):
+    def load(self) -> dict[str, Alert]: ...
+
+    def save(self, changed: Iterable[Alert], removed: Iterable[str]) -> None: ...
+
+
+class SqliteAlertRepo:
     def __init__(self, db: Database) -> None:
         self.db = db
 

@@ -21,7 +21,7 @@ from sentinel.notify.pipeline import Dispatcher
 from sentinel.notify.route import build
 from sentinel.notify.sender import Sender
 from sentinel.notify.silence import Silence, Silencer
-from sentinel.notify.silence.repo import SilenceRepo
+from sentinel.notify.silence.repo import SqliteSilenceRepo
 
 T0 = 1_700_000_000.0
 GROUP_WAIT, GROUP_INTERVAL, REPEAT = 30.0, 300.0, 4 * 3600.0
@@ -81,7 +81,7 @@ class Harness:
         assert config.route is not None
         self.clock = clock
         self.db = Database(path)
-        self.silencer = Silencer(SilenceRepo(self.db))
+        self.silencer = Silencer(SqliteSilenceRepo(self.db))
         self.notifiers = {name: FakeNotifier(name) for name in config.channels}
         self.dispatcher = Dispatcher(
             build(config.route),

@@ -170,10 +170,20 @@ def _time(value: Any, name: str, default: float | None) -> float:
     return parsed.timestamp()
 
 
+class SilenceRepo(Protocol):
+    """What the silencer persists through; `repo.SqliteSilenceRepo` is the SQLite one."""
+
+    def all(self) -> list[Silence]: ...
+
+    def save(self, s: Silence) -> None: ...
+
+    def delete_expired(self, before: float) -> int: ...
+
+
 class Silencer:
     """The silences in force, kept in memory and written through to storage."""
 
-    def __init__(self, repo: Any | None) -> None:
+    def __init__(self, repo: SilenceRepo | None) -> None:
         self.repo = repo
         self._lock = threading.Lock()
         self._silences: dict[str, Silence] = {s.id: s for s in repo.all()} if repo else {}

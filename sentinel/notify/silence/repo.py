@@ -1,4 +1,4 @@
-"""Silences as Alertmanager's API v2 knows them, kept in SQLite."""
+"""Silences as Alertmanager's API v2 knows them, kept in SQLite: the silencer's `SilenceRepo`."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from sentinel.db.sqlite import Database
 from sentinel.notify.silence import Matcher, Silence
 
 
-class SilenceRepo:
+class SqliteSilenceRepo:
     def __init__(self, db: Database) -> None:
         self.db = db
 
