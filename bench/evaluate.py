@@ -27,7 +27,7 @@ from sentinel.alerts.book import AlertBook
 from sentinel.config import parse
 from sentinel.facts.store import FactStore, TaskSeries
 from sentinel.facts.windows import FAILED, QUEUE_WAIT, RECEIVED, RUNTIME, SENT, STARTED, SUCCEEDED
-from sentinel.rules.base import evaluator
+from sentinel.rules import evaluator
 
 T0 = 1_700_000_000.0
 INTERVAL = 15.0

@@ -32,6 +32,7 @@ from sentinel.notify.route import build as build_route
 from sentinel.notify.sender import Sender
 from sentinel.notify.silence import Silencer
 from sentinel.notify.silence.repo import SqliteSilenceRepo
+from sentinel.rules import liveness
 from sentinel.rules.storage_failing import StorageFailingRule
 
 log = logging.getLogger("sentinel")
@@ -187,7 +188,7 @@ class Sentinel:
     def watch_liveness(self) -> None:
         """Evaluate at once when a worker dies or comes back, not at the next interval: a dead
         worker is the page that matters most, and its heartbeat deadline is known to the second."""
-        if not any(r.kind in ("no_live_workers", "idle_worker") for r in self.config.rules):
+        if not any(liveness(r.kind) for r in self.config.rules):
             return
         if self._alive(self.clock.now()) != self._alive_at_eval:
             self.evaluate()

@@ -9,24 +9,36 @@ from __future__ import annotations
 import math
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any, ClassVar, Literal
+from functools import cache
+from typing import Annotated, Any, ClassVar, Literal, Union
 
-import jinja2
 from pydantic import (
-    AfterValidator,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
     Field,
     SecretStr,
     ValidationError,
     ValidationInfo,
+    create_model,
     field_validator,
     model_validator,
 )
 
+from sentinel.fields import (
+    AlertCount,
+    BucketWidth,
+    InFlight,
+    InflightCap,
+    MemoryMiB,
+    Period,
+    Port,
+    PositiveWait,
+    SeriesCap,
+    Strict,
+    Timeout,
+    Wait,
+    check_template,
+)
 from sentinel.loader import (
     SECRET_KEYS,
     ConfigError,
@@ -37,114 +49,11 @@ from sentinel.loader import (
     read_config,
 )
 from sentinel.model import Severity
-from sentinel.units import brief, digits, format_duration, parse_duration, parse_ratio
+from sentinel.rules import RULE_SCHEMAS, RULES, schemas
+from sentinel.rules.base import RuleBase
+from sentinel.units import brief
 
 __all__ = ["SECRET_KEYS", "Config", "ConfigError", "default_path", "load", "parse"]
-
-Ratio = Annotated[float, BeforeValidator(parse_ratio)]
-Globs = tuple[str, ...]
-
-_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
-
-
-def _check_template(source: str, what: str) -> None:
-    """Reject a Jinja2 syntax error at load time rather than sending it to a channel."""
-    try:
-        jinja2.Environment().parse(source)
-    except jinja2.TemplateSyntaxError as e:
-        raise ValueError(f"{what}: invalid Jinja2 (line {e.lineno}): {e.message}") from None
-    except RecursionError:  # {{ ((((...)))) }}: the parser recurses once per level
-        raise ValueError(f"{what}: template nested too deeply") from None
-
-
-# --- field types: every duration and count has bounds (README: "Bounds") ----------------
-#
-# A value outside them is an error at `check`, never a crash at run time: `interval: 1e15`
-# overflowed the scheduler, `inspect_timeout: 1e15` held SIGTERM forever.
-
-DAY = 86400.0
-
-
-def _shown(value: float, unit: Callable[[float], str]) -> str:
-    if isinstance(value, int) and abs(value) >= 10**18:
-        return f"a number of {digits(value)} digits"
-    return unit(value)
-
-
-def _within(
-    low: float, high: float, positive: bool, unit: Callable[[float], str]
-) -> Callable[[Any], Any]:
-    """The one bounds check behind every Duration and Count field."""
-
-    if low <= 0 and positive:
-        expected = f"> 0 and at most {unit(high)}"
-    elif low <= 0:
-        expected = f"at most {unit(high)}"
-    else:
-        expected = f"between {unit(low)} and {unit(high)}"
-
-    def check(value: Any) -> Any:
-        if positive and value <= 0:
-            raise ValueError("must be > 0")
-        if not low <= value <= high:
-            raise ValueError(f"must be {expected}, got {_shown(value, unit)}")
-        return value
-
-    return check
-
-
-def _seconds(value: float) -> str:
-    if value >= 100 * DAY:  # 1e15 reads better than 11574074074d
-        return f"{value:g}s"
-    return format_duration(value) if value >= 1 or value == 0 else f"{value * 1000:g}ms"
-
-
-def duration(high: float, *, low: float = 0.0, positive: bool = False) -> Any:
-    """A duration field (`15s`, `5m`, or seconds) within [low, high]; > 0 when positive."""
-    return Annotated[
-        float,
-        BeforeValidator(parse_duration),
-        AfterValidator(_within(low, high, positive, _seconds)),
-    ]
-
-
-def _not_bool(value: Any) -> Any:
-    # YAML reads true/false/yes/no/on/off as booleans, and pydantic would take True for 1.
-    if isinstance(value, bool):
-        raise ValueError(f"expected a number, got {str(value).lower()} (a YAML boolean)")
-    return value
-
-
-def count(high: int, *, low: int = 0, positive: bool = False) -> Any:
-    """An integer field within [low, high]; > 0 when positive. Never a boolean."""
-    return Annotated[
-        int, BeforeValidator(_not_bool), AfterValidator(_within(low, high, positive, str))
-    ]
-
-
-Period = duration(3600.0, low=1.0, positive=True)  # how often sentinel does something
-Timeout = duration(60.0, positive=True)  # how long one call may take (also bounds shutdown)
-Window = duration(7 * DAY, positive=True)  # how far back a rule looks
-Wait = duration(30 * DAY)  # for, group_wait, retention: how long to wait
-PositiveWait = duration(30 * DAY, positive=True)
-Percentile = Annotated[float, BeforeValidator(_not_bool), Field(gt=0, lt=100)]
-Port = count(65535, positive=True)
-# Per-rule counts: a queue depth, workers, finished tasks. Past these nothing is meaningful.
-MessageCount = count(10**9, positive=True)
-WorkerCount = count(10**6, positive=True)
-SampleCount = count(10**9, positive=True)
-# Caps of the fact store: each one is memory, so an absurd cap is no cap.
-SeriesCap = count(10**6, positive=True)
-InflightCap = count(10**7, positive=True)
-MemoryMiB = count(16_384, positive=True)
-BucketWidth = duration(3600.0, low=1.0)
-AlertCount = count(100_000)
-InFlight = count(256, positive=True)
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
 
 # --- celery, evaluation, storage, server, limits -------------------------------------------
 
@@ -234,116 +143,12 @@ class LimitsConfig(Strict):
 # --- rules -----------------------------------------------------------------------------------
 
 
-class RuleBase(Strict):
-    name: str = Field(pattern=_NAME)
-    for_: Wait = Field(0.0, alias="for")
-    severity: Severity = Severity.WARNING
-    summary: str | None = None
-    description: str | None = None
-    labels: dict[str, str] = Field(default_factory=dict)
-
-    @field_validator("labels")
-    @classmethod
-    def _labels(cls, v: dict[str, str]) -> dict[str, str]:
-        for key in v:
-            if not re.match(_NAME, key):
-                raise ValueError(f"label name {brief(key)} must match {_NAME}")
-            if key in ("alertname", "severity"):
-                raise ValueError(f"label {brief(key)} is set by sentinel and cannot be overridden")
-        return v
-
-    @field_validator("summary", "description")
-    @classmethod
-    def _template(cls, v: str | None) -> str | None:
-        if v is not None:
-            _check_template(v, "template")
-        return v
-
-    def describe(self) -> str:
-        """One line for `sentinel check`."""
-        return ""
+def rule_spec(kinds: tuple[type[RuleBase], ...]) -> Any:
+    """The discriminated union of the configurable rule kinds (the registry's schemas)."""
+    return Annotated[Union[kinds], Field(discriminator="kind")]  # noqa: UP007
 
 
-class NoLiveWorkersRule(RuleBase):
-    kind: Literal["no_live_workers"]
-    workers: Globs = ("*",)
-    min_workers: WorkerCount = 1
-
-    def describe(self) -> str:
-        return f"fewer than {self.min_workers} live worker(s) matching {list(self.workers)}"
-
-
-class QueueBacklogRule(RuleBase):
-    kind: Literal["queue_backlog"]
-    queues: Globs = ("*",)
-    threshold: MessageCount
-
-    def describe(self) -> str:
-        return f"queue depth > {self.threshold} for queues {list(self.queues)}"
-
-
-class FailureRateRule(RuleBase):
-    kind: Literal["failure_rate"]
-    tasks: Globs = ("*",)
-    window: Window = 300.0
-    threshold: Ratio
-    min_count: SampleCount = 20
-
-    @field_validator("threshold")
-    @classmethod
-    def _threshold(cls, v: float) -> float:
-        if v <= 0 or v >= 1:
-            raise ValueError("must be > 0% and < 100%")
-        return v
-
-    def describe(self) -> str:
-        return (
-            f"failure rate > {self.threshold:.2%} over {format_duration(self.window)} "
-            f"(min {self.min_count}) for tasks {list(self.tasks)}"
-        )
-
-
-class IdleWorkerRule(RuleBase):
-    kind: Literal["idle_worker"]
-    workers: Globs = ("*",)
-    idle_for: PositiveWait
-
-    def describe(self) -> str:
-        return f"live worker with no task started for {format_duration(self.idle_for)}"
-
-
-class TaskLatencyRule(RuleBase):
-    kind: Literal["task_latency"]
-    tasks: Globs = ("*",)
-    measure: Literal["queue_wait", "runtime", "total"] = "total"
-    percentile: Percentile = 95.0
-    threshold: PositiveWait
-    window: Window = 600.0
-    min_count: SampleCount = 10
-
-    def describe(self) -> str:
-        return (
-            f"p{self.percentile:g} {self.measure} > {format_duration(self.threshold)} over "
-            f"{format_duration(self.window)} (min {self.min_count}) for tasks {list(self.tasks)}"
-        )
-
-
-class BrokerUnreachableRule(RuleBase):
-    kind: Literal["broker_unreachable"]
-
-    def describe(self) -> str:
-        return "the broker cannot be reached (events, inspect or queue depth probe failing)"
-
-
-RuleSpec = Annotated[
-    NoLiveWorkersRule
-    | QueueBacklogRule
-    | FailureRateRule
-    | IdleWorkerRule
-    | TaskLatencyRule
-    | BrokerUnreachableRule,
-    Field(discriminator="kind"),
-]
+RuleSpec = rule_spec(RULE_SCHEMAS)
 
 
 class Defaults(Strict):
@@ -428,7 +233,7 @@ class ChannelBase(Strict):
     @classmethod
     def _templates(cls, v: dict[str, str]) -> dict[str, str]:
         for name, source in v.items():
-            _check_template(source, f"templates.{name}")
+            check_template(source, f"templates.{name}")
         return v
 
     def describe(self) -> str:
@@ -512,7 +317,7 @@ class WebhookChannel(ChannelBase):
         if self.format == "template" and not self.body:
             raise ValueError("format: template needs a body")
         if self.body:
-            _check_template(self.body, "body")
+            check_template(self.body, "body")
         return self
 
     def describe(self) -> str:
@@ -684,6 +489,20 @@ def _error_lines(exc: ValidationError, raw: Any) -> list[str]:
     return lines
 
 
+@cache
+def _model(kinds: tuple[type[RuleBase], ...]) -> type[Config]:
+    if kinds == RULE_SCHEMAS:
+        return Config
+    # A registry that changed since import (a test's throwaway kind): the same Config with
+    # that registry's union.
+    return create_model("Config", __base__=Config, rules=(tuple[rule_spec(kinds), ...], ()))
+
+
+def config_model() -> type[Config]:
+    """Config, with the rule union of the registry as it is now."""
+    return _model(schemas(RULES))
+
+
 def validate(raw: dict[str, Any], env: Mapping[str, str] | None = None) -> Config:
     """A Config from a loaded mapping (see loader.load_yaml), or ConfigError with every problem."""
     errors: list[str] = []
@@ -691,7 +510,7 @@ def validate(raw: dict[str, Any], env: Mapping[str, str] | None = None) -> Confi
     _apply_defaults(raw)
     errors.extend(_cross_check(raw))
     try:
-        config = Config.model_validate(raw, context={"cross_checked": True})
+        config = config_model().model_validate(raw, context={"cross_checked": True})
     except ValidationError as e:
         errors.extend(_error_lines(e, raw))
         raise ConfigError(errors) from None

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from sentinel.rules import unit
+
 
 def format_value(kind: str | None, value: float | None) -> str:
     """A rule's value or threshold in its own unit: a percentage, seconds, or a count."""
     if value is None:
         return "n/a"
-    if kind == "failure_rate":
+    shown_as = unit(kind)  # the kind's own, from the rule registry
+    if shown_as == "percent":
         return f"{value * 100:.1f}%"
-    if kind in ("task_latency", "idle_worker", "broker_unreachable"):
+    if shown_as == "seconds":
         return f"{value:.3f}s" if value < 10 else f"{value:.0f}s"
     return f"{value:g}"
 

@@ -12,10 +12,10 @@ from typing import Any, overload
 
 from sentinel.alerts.repo import AlertRepo
 from sentinel.alerts.state import step
-from sentinel.config import RuleBase
 from sentinel.facts.store import FactStore
 from sentinel.model import Alert, Labels, Sample, State
-from sentinel.rules.base import evaluator, holds_during_outage
+from sentinel.rules import default_summary, evaluator, holds_during_outage
+from sentinel.rules.base import RuleBase
 from sentinel.rules.broker_unreachable import unreachable as broker_unreachable
 from sentinel.templating import render
 from sentinel.units import format_duration
@@ -32,23 +32,6 @@ RESTORE_GRACE = 300.0
 RULE_ERROR_LOG_EVERY = 300.0
 # Label sets kept per rule beyond the instances of the current tick (workers come and go).
 LABEL_CACHE_SLACK = 1024
-
-DEFAULT_SUMMARIES = {
-    "no_live_workers": "{{ value|number }} live Celery worker(s)"
-    " (need at least {{ threshold|number }})",
-    "queue_backlog": "Queue {{ labels.queue }} has {{ value|number }} messages waiting"
-    " (threshold {{ threshold|number }})",
-    "failure_rate": "Task {{ labels.task }} failed {{ value|percent }} of runs over {{ window }}"
-    " (threshold {{ threshold|percent }})",
-    "idle_worker": "Worker {{ labels.worker }} has started no task for {{ value|duration }}",
-    "broker_unreachable": "sentinel cannot reach the Celery broker (for {{ value|duration }})",
-    "task_latency": "Task {{ labels.task }} p{{ percentile }} {{ measure }} is {{ value|duration }}"
-    " over {{ window }} (threshold {{ threshold|duration }})",
-}
-
-
-# A kind with no entry above still gets a summary rather than breaking its rule.
-GENERIC_SUMMARY = "{{ rule }}: value {{ value|number }} (threshold {{ threshold|number }})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -417,7 +400,7 @@ def annotations(rule: Any, alert: Alert) -> dict[str, str]:
             context[key] = getattr(rule, key)
     if hasattr(rule, "percentile"):
         context["percentile"] = f"{rule.percentile:g}"
-    summary = rule.summary or DEFAULT_SUMMARIES.get(rule.kind, GENERIC_SUMMARY)
+    summary = rule.summary or default_summary(rule.kind)
     out = {"summary": render(summary, context)}
     if rule.description:
         out["description"] = render(rule.description, context)

@@ -1,1 +1,65 @@
-"""Rule kinds: each module turns facts into one Sample per instance (queue, task, worker)."""
+"""Rule kinds: each module turns facts into one Sample per instance (queue, task, worker) and
+declares everything else about its kind as `KIND` (schema, default summary, unit, flags).
+
+RULES is the only list of kinds: a new kind is `rules/<kind>.py` plus one line here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from sentinel.rules import (
+    broker_unreachable,
+    failure_rate,
+    idle_worker,
+    no_live_workers,
+    queue_backlog,
+    storage_failing,
+    task_latency,
+)
+from sentinel.rules.base import GENERIC_SUMMARY, Evaluate, RuleBase, RuleKind
+
+RULES: dict[str, RuleKind] = {
+    k.kind: k
+    for k in (
+        no_live_workers.KIND,
+        queue_backlog.KIND,
+        failure_rate.KIND,
+        idle_worker.KIND,
+        task_latency.KIND,
+        broker_unreachable.KIND,
+        storage_failing.KIND,  # built in, never configured: added by the app with storage
+    )
+}
+
+
+def schemas(registry: Mapping[str, RuleKind] = RULES) -> tuple[type[RuleBase], ...]:
+    """The configurable kinds' schemas, in registry order: the members of the config's union."""
+    return tuple(k.schema for k in registry.values() if k.schema is not None)
+
+
+RULE_SCHEMAS = schemas()
+
+
+def evaluator(kind: str, registry: Mapping[str, RuleKind] = RULES) -> Evaluate:
+    return registry[kind].evaluate
+
+
+def holds_during_outage(kind: str, registry: Mapping[str, RuleKind] = RULES) -> bool:
+    k = registry.get(kind)
+    return True if k is None else k.holds_during_outage
+
+
+def default_summary(kind: str, registry: Mapping[str, RuleKind] = RULES) -> str:
+    k = registry.get(kind)
+    return GENERIC_SUMMARY if k is None else k.summary
+
+
+def unit(kind: str | None, registry: Mapping[str, RuleKind] = RULES) -> str:
+    k = registry.get(kind) if kind is not None else None
+    return "count" if k is None else k.unit
+
+
+def liveness(kind: str, registry: Mapping[str, RuleKind] = RULES) -> bool:
+    k = registry.get(kind)
+    return k is not None and k.liveness

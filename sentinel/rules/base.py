@@ -1,55 +1,82 @@
-"""The rule registry and the helpers every rule kind shares."""
+"""What every rule kind shares: the schema base, the `RuleKind` a kind's module describes itself
+with, and the name-matching helpers. The registry of kinds is `sentinel.rules.RULES`."""
 
 from __future__ import annotations
 
 import fnmatch
-import importlib
 import re
 from collections.abc import Callable, Iterable
-from functools import cache, lru_cache
+from dataclasses import dataclass
+from functools import lru_cache
 from itertools import islice
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
 
 from sentinel.facts.store import FactStore, TaskSeries
-from sentinel.model import Sample
+from sentinel.fields import NAME, Strict, Wait, check_template
+from sentinel.model import Sample, Severity
+from sentinel.units import brief
 
 GLOB_CACHE = 256  # distinct pattern lists remembered; reloads may bring new ones
 
-# kind -> "module:function"; each function is evaluate(rule, store, now) -> list[Sample] and is
-# called with store.lock held, so it sees one consistent snapshot of the facts.
-RULES = {
-    "no_live_workers": "sentinel.rules.no_live_workers:evaluate",
-    "queue_backlog": "sentinel.rules.queue_backlog:evaluate",
-    "failure_rate": "sentinel.rules.failure_rate:evaluate",
-    "idle_worker": "sentinel.rules.idle_worker:evaluate",
-    "task_latency": "sentinel.rules.task_latency:evaluate",
-    "broker_unreachable": "sentinel.rules.broker_unreachable:evaluate",
-    # Built in, never configured: added by the app whenever it has storage.
-    "storage_failing": "sentinel.rules.storage_failing:evaluate",
-}
-
+# evaluate(rule, store, now) -> list[Sample], called with store.lock held, so it sees one
+# consistent snapshot of the facts.
 Evaluate = Callable[[Any, FactStore, float], list[Sample]]
+# How a kind's value and threshold read on a terminal: a count, a ratio shown as a percentage,
+# or seconds.
+Unit = Literal["count", "percent", "seconds"]
+
+# A kind that names no summary still gets one rather than breaking its rule.
+GENERIC_SUMMARY = "{{ rule }}: value {{ value|number }} (threshold {{ threshold|number }})"
 
 
-@cache
-def evaluator(kind: str) -> Evaluate:
-    module, _, func = RULES[kind].partition(":")
-    return getattr(importlib.import_module(module), func)  # type: ignore[no-any-return]
+class RuleBase(Strict):
+    name: str = Field(pattern=NAME)
+    for_: Wait = Field(0.0, alias="for")
+    severity: Severity = Severity.WARNING
+    summary: str | None = None
+    description: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, v: dict[str, str]) -> dict[str, str]:
+        for key in v:
+            if not re.match(NAME, key):
+                raise ValueError(f"label name {brief(key)} must match {NAME}")
+            if key in ("alertname", "severity"):
+                raise ValueError(f"label {brief(key)} is set by sentinel and cannot be overridden")
+        return v
+
+    @field_validator("summary", "description")
+    @classmethod
+    def _template(cls, v: str | None) -> str | None:
+        if v is not None:
+            check_template(v, "template")
+        return v
+
+    def describe(self) -> str:
+        """One line for `sentinel check`."""
+        return ""
 
 
-@cache
-def holds_during_outage(kind: str) -> bool:
-    """Whether the kind's alerts hold their state while the broker is unreachable (every kind
-    but the one that reports the outage: their data stops, their verdicts are guesses).
-    A kind's module says otherwise with HOLD_DURING_OUTAGE = False."""
-    target = RULES.get(kind)
-    if target is None:
-        return True
-    try:
-        module = importlib.import_module(target.partition(":")[0])
-    except Exception:  # its evaluate fails the same way, and is counted there
-        return True
-    return bool(getattr(module, "HOLD_DURING_OUTAGE", True))
+@dataclass(frozen=True, slots=True)
+class RuleKind:
+    """Everything the rest of sentinel knows about one kind, declared by the kind's own module
+    as `KIND`: the config's rule union, the book's summaries, the display's units and the
+    liveness watch are all read from the registry of these."""
+
+    kind: str
+    evaluate: Evaluate
+    schema: type[RuleBase] | None  # None: built in, never configured (storage_failing)
+    summary: str = GENERIC_SUMMARY  # the default summary template
+    unit: Unit = "count"
+    # Evaluated at once when a worker dies or comes back (the app's liveness watch).
+    liveness: bool = False
+    # Whether its alerts hold their state while the broker is unreachable: true of every kind
+    # but the one that reports the outage (their data stops, their verdicts are guesses).
+    holds_during_outage: bool = True
 
 
 @lru_cache(maxsize=1024)

@@ -1,13 +1,19 @@
 from __future__ import annotations
 
-from sentinel.config import BrokerUnreachableRule
+from typing import Literal
+
 from sentinel.facts.store import BROKER_SOURCES, FactStore
 from sentinel.model import Sample
+from sentinel.rules.base import RuleBase, RuleKind
 
 SOURCES = BROKER_SOURCES
 
-# This rule reports the outage the others hold through.
-HOLD_DURING_OUTAGE = False
+
+class BrokerUnreachableRule(RuleBase):
+    kind: Literal["broker_unreachable"]
+
+    def describe(self) -> str:
+        return "the broker cannot be reached (events, inspect or queue depth probe failing)"
 
 
 def failing(store: FactStore) -> list[str]:
@@ -33,3 +39,15 @@ def evaluate(rule: BrokerUnreachableRule, store: FactStore, now: float) -> list[
         return [Sample({}, store.last_outage, 0.0, False if known else None)]
     since = store.outage_since if store.outage_since is not None else now
     return [Sample({}, max(0.0, now - since), 0.0, True)]
+
+
+SUMMARY = "sentinel cannot reach the Celery broker (for {{ value|duration }})"
+
+KIND = RuleKind(
+    kind="broker_unreachable",
+    evaluate=evaluate,
+    schema=BrokerUnreachableRule,
+    summary=SUMMARY,
+    unit="seconds",
+    holds_during_outage=False,  # it reports the outage the others hold through
+)

@@ -1,10 +1,36 @@
 from __future__ import annotations
 
-from sentinel.config import FailureRateRule
+from typing import Literal
+
+from pydantic import field_validator
+
 from sentinel.facts.store import FactStore
 from sentinel.facts.windows import FAILED, SUCCEEDED
+from sentinel.fields import Globs, Ratio, SampleCount, Window
 from sentinel.model import Sample
-from sentinel.rules.base import matching_tasks
+from sentinel.rules.base import RuleBase, RuleKind, matching_tasks
+from sentinel.units import format_duration
+
+
+class FailureRateRule(RuleBase):
+    kind: Literal["failure_rate"]
+    tasks: Globs = ("*",)
+    window: Window = 300.0
+    threshold: Ratio
+    min_count: SampleCount = 20
+
+    @field_validator("threshold")
+    @classmethod
+    def _threshold(cls, v: float) -> float:
+        if v <= 0 or v >= 1:
+            raise ValueError("must be > 0% and < 100%")
+        return v
+
+    def describe(self) -> str:
+        return (
+            f"failure rate > {self.threshold:.2%} over {format_duration(self.window)} "
+            f"(min {self.min_count}) for tasks {list(self.tasks)}"
+        )
 
 
 def evaluate(rule: FailureRateRule, store: FactStore, now: float) -> list[Sample]:
@@ -34,3 +60,17 @@ def evaluate(rule: FailureRateRule, store: FactStore, now: float) -> list[Sample
             verdict = False if failed == 0 else None  # nothing failed: certainly not over it
         append(Sample({"task": name}, rate, threshold, verdict))
     return samples
+
+
+SUMMARY = (
+    "Task {{ labels.task }} failed {{ value|percent }} of runs over {{ window }}"
+    " (threshold {{ threshold|percent }})"
+)
+
+KIND = RuleKind(
+    kind="failure_rate",
+    evaluate=evaluate,
+    schema=FailureRateRule,
+    summary=SUMMARY,
+    unit="percent",
+)

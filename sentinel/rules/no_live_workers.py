@@ -1,9 +1,20 @@
 from __future__ import annotations
 
-from sentinel.config import NoLiveWorkersRule
+from typing import Literal
+
 from sentinel.facts.store import FactStore
+from sentinel.fields import Globs, WorkerCount
 from sentinel.model import Sample
-from sentinel.rules.base import matches
+from sentinel.rules.base import RuleBase, RuleKind, matches
+
+
+class NoLiveWorkersRule(RuleBase):
+    kind: Literal["no_live_workers"]
+    workers: Globs = ("*",)
+    min_workers: WorkerCount = 1
+
+    def describe(self) -> str:
+        return f"fewer than {self.min_workers} live worker(s) matching {list(self.workers)}"
 
 
 def evaluate(rule: NoLiveWorkersRule, store: FactStore, now: float) -> list[Sample]:
@@ -30,3 +41,14 @@ def evaluate(rule: NoLiveWorkersRule, store: FactStore, now: float) -> list[Samp
     else:
         verdict = None if (not informed or blind) else True
     return [Sample({}, float(live), float(rule.min_workers), verdict)]
+
+
+SUMMARY = "{{ value|number }} live Celery worker(s) (need at least {{ threshold|number }})"
+
+KIND = RuleKind(
+    kind="no_live_workers",
+    evaluate=evaluate,
+    schema=NoLiveWorkersRule,
+    summary=SUMMARY,
+    liveness=True,
+)

@@ -1,9 +1,20 @@
 from __future__ import annotations
 
-from sentinel.config import QueueBacklogRule
+from typing import Literal
+
 from sentinel.facts.store import FactStore
+from sentinel.fields import Globs, MessageCount
 from sentinel.model import Sample
-from sentinel.rules.base import matching
+from sentinel.rules.base import RuleBase, RuleKind, matching
+
+
+class QueueBacklogRule(RuleBase):
+    kind: Literal["queue_backlog"]
+    queues: Globs = ("*",)
+    threshold: MessageCount
+
+    def describe(self) -> str:
+        return f"queue depth > {self.threshold} for queues {list(self.queues)}"
 
 
 def evaluate(rule: QueueBacklogRule, store: FactStore, now: float) -> list[Sample]:
@@ -20,3 +31,16 @@ def evaluate(rule: QueueBacklogRule, store: FactStore, now: float) -> list[Sampl
                 )
             )
     return samples
+
+
+SUMMARY = (
+    "Queue {{ labels.queue }} has {{ value|number }} messages waiting"
+    " (threshold {{ threshold|number }})"
+)
+
+KIND = RuleKind(
+    kind="queue_backlog",
+    evaluate=evaluate,
+    schema=QueueBacklogRule,
+    summary=SUMMARY,
+)

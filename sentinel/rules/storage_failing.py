@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from sentinel.db.health import StorageHealth
 from sentinel.facts.store import FactStore
 from sentinel.model import Sample, Severity
+from sentinel.rules.base import RuleKind
 
 NAME = "StorageFailing"
 SUMMARY = (
@@ -43,3 +44,6 @@ def evaluate(rule: StorageFailingRule, store: FactStore, now: float) -> list[Sam
         return [Sample({}, 0.0, 0.0, False)]
     since = health.failing_since if health.failing_since is not None else now
     return [Sample({}, max(0.0, now - since), 0.0, True)]
+
+
+KIND = RuleKind(kind="storage_failing", evaluate=evaluate, schema=None)

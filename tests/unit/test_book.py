@@ -777,10 +777,11 @@ def broken_samples(rule: Any, store: FactStore, now: float) -> list[Any]:
 
 @pytest.fixture
 def throwaway_kinds(monkeypatch: pytest.MonkeyPatch) -> None:
-    from sentinel.rules import base
+    from sentinel.rules import RULES
+    from sentinel.rules.base import RuleKind
 
-    monkeypatch.setitem(base.RULES, "throwaway", f"{__name__}:always_one")
-    monkeypatch.setitem(base.RULES, "broken", f"{__name__}:broken_samples")
+    monkeypatch.setitem(RULES, "throwaway", RuleKind("throwaway", always_one, schema=None))
+    monkeypatch.setitem(RULES, "broken", RuleKind("broken", broken_samples, schema=None))
 
 
 def test_a_kind_without_a_default_summary_still_pages_and_stops_no_other_rule(

@@ -9,18 +9,18 @@ from sentinel.config import (
     Config,
     ConfigError,
     EmailChannel,
-    FailureRateRule,
-    IdleWorkerRule,
-    NoLiveWorkersRule,
     PagerDutyChannel,
-    QueueBacklogRule,
     SlackChannel,
-    TaskLatencyRule,
     WebhookChannel,
     load,
     parse,
 )
 from sentinel.model import Severity
+from sentinel.rules.failure_rate import FailureRateRule
+from sentinel.rules.idle_worker import IdleWorkerRule
+from sentinel.rules.no_live_workers import NoLiveWorkersRule
+from sentinel.rules.queue_backlog import QueueBacklogRule
+from sentinel.rules.task_latency import TaskLatencyRule
 
 FULL = """\
 celery:

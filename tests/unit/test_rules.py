@@ -6,16 +6,15 @@ from typing import Any
 import pytest
 
 from sentinel.clock import FakeClock
-from sentinel.config import (
-    FailureRateRule,
-    IdleWorkerRule,
-    NoLiveWorkersRule,
-    QueueBacklogRule,
-    TaskLatencyRule,
-)
 from sentinel.facts.store import FactStore
 from sentinel.model import Sample
-from sentinel.rules.base import RULES, evaluator, matches, matching, matching_tasks
+from sentinel.rules import RULES, evaluator
+from sentinel.rules.base import matches, matching, matching_tasks
+from sentinel.rules.failure_rate import FailureRateRule
+from sentinel.rules.idle_worker import IdleWorkerRule
+from sentinel.rules.no_live_workers import NoLiveWorkersRule
+from sentinel.rules.queue_backlog import QueueBacklogRule
+from sentinel.rules.task_latency import TaskLatencyRule
 
 T0 = 1_700_000_000.0
 
@@ -483,7 +482,7 @@ def test_task_latency_window() -> None:
 
 
 def broker_rule() -> Any:
-    from sentinel.config import BrokerUnreachableRule
+    from sentinel.rules.broker_unreachable import BrokerUnreachableRule
 
     return BrokerUnreachableRule(name="BrokerDown", kind="broker_unreachable")
 
