@@ -304,7 +304,8 @@ def _instance(labels: Labels) -> str:
 
 
 def cmd_notify_test(args: argparse.Namespace) -> int:
-    from sentinel.channels.base import NotifyError, build
+    from sentinel.channels import build
+    from sentinel.channels.base import NotifyError
     from sentinel.channels.testalert import test_notifications
 
     config = _load(args)

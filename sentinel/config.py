@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
-from typing import Annotated, Any, ClassVar, Literal, Union
+from typing import Annotated, Any, Union
 
 from pydantic import (
     Field,
@@ -24,23 +24,20 @@ from pydantic import (
     model_validator,
 )
 
+from sentinel.channels import CHANNEL_SCHEMAS, CHANNELS, channel_schemas, secret_keys
+from sentinel.channels.base import ChannelBase
 from sentinel.fields import (
-    AlertCount,
     BucketWidth,
-    InFlight,
     InflightCap,
     MemoryMiB,
     Period,
-    Port,
     PositiveWait,
     SeriesCap,
     Strict,
     Timeout,
     Wait,
-    check_template,
 )
 from sentinel.loader import (
-    SECRET_KEYS,
     ConfigError,
     default_path,
     expand,
@@ -54,6 +51,9 @@ from sentinel.rules.base import RuleBase
 from sentinel.units import brief
 
 __all__ = ["SECRET_KEYS", "Config", "ConfigError", "default_path", "load", "parse"]
+
+# The fields a `<key>_file` may hold: every channel schema's secrets, from the registry.
+SECRET_KEYS = secret_keys(CHANNELS)
 
 # --- celery, evaluation, storage, server, limits -------------------------------------------
 
@@ -218,123 +218,12 @@ class InhibitRule(Strict):
 # --- channels ------------------------------------------------------------------------------
 
 
-class ChannelBase(Strict):
-    # The secret fields `check` inspects for empty or placeholder values.
-    SECRETS: ClassVar[tuple[str, ...]] = ()
-
-    send_resolved: bool = True
-    templates: dict[str, str] = Field(default_factory=dict)  # per-channel Jinja2 overrides
-    timeout: Timeout = 10.0
-    # Sends to this channel in flight at once, each for a different group (one group's
-    # notifications stay in order): a slow receiver then delays only the groups it holds.
-    max_in_flight: InFlight = 16
-
-    @field_validator("templates")
-    @classmethod
-    def _templates(cls, v: dict[str, str]) -> dict[str, str]:
-        for name, source in v.items():
-            check_template(source, f"templates.{name}")
-        return v
-
-    def describe(self) -> str:
-        return ""
-
-    def placeholder_secrets(self) -> list[tuple[str, str]]:
-        """(key, reason) for each secret that is empty or a placeholder."""
-        out = []
-        for key in self.SECRETS:
-            value = getattr(self, key)
-            if value is None:  # optional and not given (email without auth)
-                continue
-            reason = placeholder(value.get_secret_value())
-            if reason is not None:
-                out.append((key, reason))
-        return out
+def channel_spec(kinds: tuple[type[ChannelBase], ...]) -> Any:
+    """The discriminated union of the channel types (the channel registry's schemas)."""
+    return Annotated[Union[kinds], Field(discriminator="type")]  # noqa: UP007
 
 
-class SlackChannel(ChannelBase):
-    SECRETS = ("token",)
-    type: Literal["slack"]
-    token: SecretStr
-    channel: str
-    api_url: str = "https://slack.com/api/"
-
-    def describe(self) -> str:
-        return f"slack {self.channel} via {self.api_url}"
-
-
-class PagerDutyChannel(ChannelBase):
-    SECRETS = ("routing_key",)
-    type: Literal["pagerduty"]
-    routing_key: SecretStr
-    url: str = "https://events.pagerduty.com/v2/enqueue"
-    source: str | None = None
-
-    def describe(self) -> str:
-        return f"pagerduty events v2 via {self.url}"
-
-
-class EmailChannel(ChannelBase):
-    SECRETS = ("password",)
-    type: Literal["email"]
-    host: str
-    port: Port = 587
-    starttls: bool = True  # defaults to false when ssl is true
-    ssl: bool = False
-    username: str | None = None
-    password: SecretStr | None = None
-    from_: str = Field(alias="from")
-    to: tuple[str, ...] = Field(min_length=1)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _starttls_default(cls, data: Any) -> Any:
-        if isinstance(data, dict) and "starttls" not in data and data.get("ssl") is True:
-            return {**data, "starttls": False}
-        return data
-
-    @model_validator(mode="after")
-    def _tls(self) -> EmailChannel:
-        if self.ssl and self.starttls:
-            raise ValueError("ssl and starttls are exclusive: ssl is TLS from the start")
-        return self
-
-    def describe(self) -> str:
-        return f"email {', '.join(self.to)} via {self.host}:{self.port}"
-
-
-class WebhookChannel(ChannelBase):
-    SECRETS = ("url",)
-    type: Literal["webhook"]
-    url: SecretStr
-    format: Literal["alertmanager", "template"] = "alertmanager"
-    body: str | None = None
-    headers: dict[str, str] = Field(default_factory=dict)
-    max_alerts: AlertCount = 0  # 0 = all, as in Alertmanager
-
-    @model_validator(mode="after")
-    def _body(self) -> WebhookChannel:
-        if self.format == "template" and not self.body:
-            raise ValueError("format: template needs a body")
-        if self.body:
-            check_template(self.body, "body")
-        return self
-
-    def describe(self) -> str:
-        return f"webhook ({self.format}) to {_redact_url(self.url.get_secret_value())}"
-
-
-class LogChannel(ChannelBase):
-    type: Literal["log"]
-
-    def describe(self) -> str:
-        return "log (writes notifications to the daemon's log)"
-
-
-ChannelSpec = Annotated[
-    SlackChannel | PagerDutyChannel | EmailChannel | WebhookChannel | LogChannel,
-    Field(discriminator="type"),
-]
+ChannelSpec = channel_spec(CHANNEL_SCHEMAS)
 
 
 class Config(Strict):
@@ -403,12 +292,6 @@ def _cross_check(raw: Mapping[str, Any]) -> list[str]:
 
         walk(route, ("route",))
     return errors
-
-
-def _redact_url(url: str) -> str:
-    scheme, sep, rest = url.partition("://")
-    host = rest.split("/", 1)[0].rpartition("@")[2]
-    return f"{scheme}{sep}{host}/..." if sep else "..."
 
 
 # --- loading -------------------------------------------------------------------------------
@@ -490,23 +373,30 @@ def _error_lines(exc: ValidationError, raw: Any) -> list[str]:
 
 
 @cache
-def _model(kinds: tuple[type[RuleBase], ...]) -> type[Config]:
-    if kinds == RULE_SCHEMAS:
+def _model(
+    rules: tuple[type[RuleBase], ...], channels: tuple[type[ChannelBase], ...]
+) -> type[Config]:
+    if rules == RULE_SCHEMAS and channels == CHANNEL_SCHEMAS:
         return Config
-    # A registry that changed since import (a test's throwaway kind): the same Config with
-    # that registry's union.
-    return create_model("Config", __base__=Config, rules=(tuple[rule_spec(kinds), ...], ()))
+    # A registry that changed since import (a test's throwaway kind or channel): the same
+    # Config with that registry's unions.
+    return create_model(
+        "Config",
+        __base__=Config,
+        rules=(tuple[rule_spec(rules), ...], ()),
+        channels=(dict[str, channel_spec(channels)], Field(default_factory=dict)),  # type: ignore[valid-type]
+    )
 
 
 def config_model() -> type[Config]:
-    """Config, with the rule union of the registry as it is now."""
-    return _model(schemas(RULES))
+    """Config, with the rule and channel unions of the registries as they are now."""
+    return _model(schemas(RULES), channel_schemas(CHANNELS))
 
 
 def validate(raw: dict[str, Any], env: Mapping[str, str] | None = None) -> Config:
     """A Config from a loaded mapping (see loader.load_yaml), or ConfigError with every problem."""
     errors: list[str] = []
-    raw = expand(raw, (), os.environ if env is None else env, errors)
+    raw = expand(raw, (), os.environ if env is None else env, errors, secret_keys(CHANNELS))
     _apply_defaults(raw)
     errors.extend(_cross_check(raw))
     try:
@@ -559,27 +449,6 @@ def check(text: str, env: Mapping[str, str] | None = None) -> Report:
 
 
 INTERNAL_ERROR = "internal error while checking the configuration (please report it)"
-
-# Values left in a secret by a template or an example: a channel with one cannot deliver.
-_PLACEHOLDER = re.compile(
-    r"not[-_ ]?configured|change[-_ ]?me|replace[-_ ]?me|placeholder|"
-    r"^(?:<.*>|x{3,}|xox[a-z]-?|todo|tbd|fixme|none|null|secret|password|token|dummy|"
-    r"your[-_ ].*)$",
-    re.IGNORECASE,
-)
-
-
-def placeholder(secret: str) -> str | None:
-    """Why this secret cannot be real (empty, a placeholder), or None."""
-    text = secret.strip()
-    if not text:
-        return "is empty"
-    if "${" in text:
-        return "holds a ${...} that was never expanded"
-    match = _PLACEHOLDER.search(text)
-    if match:
-        return f"looks like a placeholder ({brief(match.group(0))})"
-    return None
 
 
 def secret_problems(config: Config, *, routed_only: bool = False) -> list[str]:

@@ -32,7 +32,6 @@ MAX_CHARS = 4 * 1024 * 1024
 # 5,000-digit int raises ValueError in int(); a long sexagesimal 1:2:3:... costs quadratic time).
 MAX_NUMBER_CHARS = 100
 
-SECRET_KEYS = frozenset({"token", "routing_key", "password", "url"})
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _NUMBER_TAGS = frozenset({"tag:yaml.org,2002:int", "tag:yaml.org,2002:float"})
 _MERGE_TAG = "tag:yaml.org,2002:merge"
@@ -264,7 +263,13 @@ def read_config(path: str | os.PathLike[str]) -> dict[str, Any]:
     return load_yaml(text)
 
 
-def expand(node: Any, path: tuple[Any, ...], env: Mapping[str, str], errors: list[str]) -> Any:
+def expand(
+    node: Any,
+    path: tuple[Any, ...],
+    env: Mapping[str, str],
+    errors: list[str],
+    secret_keys: frozenset[str],
+) -> Any:
     """Expand ${VAR} / ${VAR:-default} in every string and resolve `<key>_file` secrets."""
     if isinstance(node, str):
 
@@ -280,14 +285,14 @@ def expand(node: Any, path: tuple[Any, ...], env: Mapping[str, str], errors: lis
 
         return _ENV.sub(sub, node)
     if isinstance(node, list):
-        return [expand(v, (*path, i), env, errors) for i, v in enumerate(node)]
+        return [expand(v, (*path, i), env, errors, secret_keys) for i, v in enumerate(node)]
     if isinstance(node, dict):
         out: dict[Any, Any] = {}
         for key, value in node.items():
-            out[key] = expand(value, (*path, key), env, errors)
+            out[key] = expand(value, (*path, key), env, errors, secret_keys)
         for key in [k for k in out if isinstance(k, str) and k.endswith("_file")]:
             base = key[: -len("_file")]
-            if base not in SECRET_KEYS:
+            if base not in secret_keys:
                 continue
             where = fmt_path((*path, key))
             file_path = out.pop(key)

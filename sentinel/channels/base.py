@@ -7,12 +7,16 @@ outbox sender (the one place that retries) decides what happens next.
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, ClassVar, Literal, Protocol
 
+from pydantic import Field, field_validator
+
+from sentinel.fields import InFlight, Strict, Timeout, check_template
 from sentinel.model import Alert, Labels
+from sentinel.units import brief
 
 
 class NotifyError(Exception):
@@ -101,20 +105,68 @@ class Notifier(Protocol):
         ...
 
 
-NOTIFIERS = {
-    "slack": "sentinel.channels.slack:SlackNotifier",
-    "pagerduty": "sentinel.channels.pagerduty:PagerDutyNotifier",
-    "email": "sentinel.channels.email:EmailNotifier",
-    "webhook": "sentinel.channels.webhook:WebhookNotifier",
-    "log": "sentinel.channels.log:LogNotifier",
-}
+# Values left in a secret by a template or an example: a channel with one cannot deliver.
+_PLACEHOLDER = re.compile(
+    r"not[-_ ]?configured|change[-_ ]?me|replace[-_ ]?me|placeholder|"
+    r"^(?:<.*>|x{3,}|xox[a-z]-?|todo|tbd|fixme|none|null|secret|password|token|dummy|"
+    r"your[-_ ].*)$",
+    re.IGNORECASE,
+)
 
 
-def notifier_class(kind: str) -> Any:
-    module, _, cls = NOTIFIERS[kind].partition(":")
-    return getattr(importlib.import_module(module), cls)
+def placeholder(secret: str) -> str | None:
+    """Why this secret cannot be real (empty, a placeholder), or None."""
+    text = secret.strip()
+    if not text:
+        return "is empty"
+    if "${" in text:
+        return "holds a ${...} that was never expanded"
+    match = _PLACEHOLDER.search(text)
+    if match:
+        return f"looks like a placeholder ({brief(match.group(0))})"
+    return None
 
 
-def build(name: str, config: Any) -> Notifier:
-    """A notifier for channel `name` of rules.yaml, from its validated config."""
-    return notifier_class(config.type)(name, config)  # type: ignore[no-any-return]
+class ChannelBase(Strict):
+    # The secret fields `check` inspects for empty or placeholder values.
+    SECRETS: ClassVar[tuple[str, ...]] = ()
+
+    send_resolved: bool = True
+    templates: dict[str, str] = Field(default_factory=dict)  # per-channel Jinja2 overrides
+    timeout: Timeout = 10.0
+    # Sends to this channel in flight at once, each for a different group (one group's
+    # notifications stay in order): a slow receiver then delays only the groups it holds.
+    max_in_flight: InFlight = 16
+
+    @field_validator("templates")
+    @classmethod
+    def _templates(cls, v: dict[str, str]) -> dict[str, str]:
+        for name, source in v.items():
+            check_template(source, f"templates.{name}")
+        return v
+
+    def describe(self) -> str:
+        return ""
+
+    def placeholder_secrets(self) -> list[tuple[str, str]]:
+        """(key, reason) for each secret that is empty or a placeholder."""
+        out = []
+        for key in self.SECRETS:
+            value = getattr(self, key)
+            if value is None:  # optional and not given (email without auth)
+                continue
+            reason = placeholder(value.get_secret_value())
+            if reason is not None:
+                out.append((key, reason))
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelKind:
+    """Everything the rest of sentinel knows about one channel type, declared by the channel's
+    own module as `KIND`: the config's channel union, the secret fields (`_file` expansion and
+    the placeholder check) and the sender are all read from the registry of these."""
+
+    type: str
+    schema: type[ChannelBase]
+    notifier: Callable[[str, Any], Notifier]

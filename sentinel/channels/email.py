@@ -14,10 +14,50 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid, parseaddr
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, model_validator
 
 from sentinel.channels import templates
-from sentinel.channels.base import Notification, NotifyError, Permanent, Retryable
-from sentinel.config import EmailChannel
+from sentinel.channels.base import (
+    ChannelBase,
+    ChannelKind,
+    Notification,
+    NotifyError,
+    Permanent,
+    Retryable,
+)
+from sentinel.fields import Port
+
+
+class EmailChannel(ChannelBase):
+    SECRETS = ("password",)
+    type: Literal["email"]
+    host: str
+    port: Port = 587
+    starttls: bool = True  # defaults to false when ssl is true
+    ssl: bool = False
+    username: str | None = None
+    password: SecretStr | None = None
+    from_: str = Field(alias="from")
+    to: tuple[str, ...] = Field(min_length=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _starttls_default(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "starttls" not in data and data.get("ssl") is True:
+            return {**data, "starttls": False}
+        return data
+
+    @model_validator(mode="after")
+    def _tls(self) -> EmailChannel:
+        if self.ssl and self.starttls:
+            raise ValueError("ssl and starttls are exclusive: ssl is TLS from the start")
+        return self
+
+    def describe(self) -> str:
+        return f"email {', '.join(self.to)} via {self.host}:{self.port}"
+
 
 log = logging.getLogger("sentinel.notify.email")
 
@@ -124,3 +164,6 @@ class EmailNotifier:
             # The envelope takes bare addresses; `from` may be "Sentinel <bot@example.com>".
             sender = parseaddr(c.from_)[1] or c.from_
             return smtp.send_message(msg, from_addr=sender, to_addrs=list(c.to))
+
+
+KIND = ChannelKind(type="email", schema=EmailChannel, notifier=EmailNotifier)

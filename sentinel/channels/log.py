@@ -8,10 +8,18 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 from sentinel.channels import templates
-from sentinel.channels.base import Notification
+from sentinel.channels.base import ChannelBase, ChannelKind, Notification
+
+
+class LogChannel(ChannelBase):
+    type: Literal["log"]
+
+    def describe(self) -> str:
+        return "log (writes notifications to the daemon's log)"
+
 
 log = logging.getLogger("sentinel.notify.log")
 
@@ -53,3 +61,6 @@ class LogNotifier:
             message, fields = f"[{notification.status.upper()}] {notification.group_key}", {}
         log.log(level, "%s", message, extra={"notification": fields})
         return {}
+
+
+KIND = ChannelKind(type="log", schema=LogChannel, notifier=LogNotifier)

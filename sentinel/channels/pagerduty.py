@@ -9,11 +9,24 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import SecretStr
 
 from sentinel.channels import http, templates
-from sentinel.channels.base import Notification
-from sentinel.config import PagerDutyChannel
+from sentinel.channels.base import ChannelBase, ChannelKind, Notification
+
+
+class PagerDutyChannel(ChannelBase):
+    SECRETS = ("routing_key",)
+    type: Literal["pagerduty"]
+    routing_key: SecretStr
+    url: str = "https://events.pagerduty.com/v2/enqueue"
+    source: str | None = None
+
+    def describe(self) -> str:
+        return f"pagerduty events v2 via {self.url}"
+
 
 CLIENT = "sentinel"
 MAX_SUMMARY = 1024  # longer summaries are rejected by the Events API
@@ -78,3 +91,6 @@ class PagerDutyNotifier:
             timeout=self.config.timeout,
         )
         return {"dedup_key": body["dedup_key"]}
+
+
+KIND = ChannelKind(type="pagerduty", schema=PagerDutyChannel, notifier=PagerDutyNotifier)

@@ -12,15 +12,35 @@ import http.client
 import math
 import urllib.error
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
+from pydantic import SecretStr
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from sentinel.channels import templates
-from sentinel.channels.base import Notification, NotifyError, Permanent, Retryable, retry_after
-from sentinel.config import SlackChannel
+from sentinel.channels.base import (
+    ChannelBase,
+    ChannelKind,
+    Notification,
+    NotifyError,
+    Permanent,
+    Retryable,
+    retry_after,
+)
 from sentinel.templating import ENV
+
+
+class SlackChannel(ChannelBase):
+    SECRETS = ("token",)
+    type: Literal["slack"]
+    token: SecretStr
+    channel: str
+    api_url: str = "https://slack.com/api/"
+
+    def describe(self) -> str:
+        return f"slack {self.channel} via {self.api_url}"
+
 
 _number = ENV.filters["number"]
 
@@ -144,3 +164,6 @@ class SlackNotifier:
         text = _cut(f"*{msg['text']}*\n{escape(reply)}", MAX_TEXT)
         self.client.chat_postMessage(channel=channel, thread_ts=ts, text=text)
         return {"ts": ts, "channel": channel, **status}
+
+
+KIND = ChannelKind(type="slack", schema=SlackChannel, notifier=SlackNotifier)

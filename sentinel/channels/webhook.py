@@ -5,12 +5,42 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, model_validator
 
 from sentinel.channels import http, templates
-from sentinel.channels.base import Notification
-from sentinel.config import WebhookChannel
+from sentinel.channels.base import ChannelBase, ChannelKind, Notification
+from sentinel.fields import AlertCount, check_template
 from sentinel.model import Alert, State, rfc3339
+
+
+class WebhookChannel(ChannelBase):
+    SECRETS = ("url",)
+    type: Literal["webhook"]
+    url: SecretStr
+    format: Literal["alertmanager", "template"] = "alertmanager"
+    body: str | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    max_alerts: AlertCount = 0  # 0 = all, as in Alertmanager
+
+    @model_validator(mode="after")
+    def _body(self) -> WebhookChannel:
+        if self.format == "template" and not self.body:
+            raise ValueError("format: template needs a body")
+        if self.body:
+            check_template(self.body, "body")
+        return self
+
+    def describe(self) -> str:
+        return f"webhook ({self.format}) to {_redact_url(self.url.get_secret_value())}"
+
+
+def _redact_url(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    host = rest.split("/", 1)[0].rpartition("@")[2]
+    return f"{scheme}{sep}{host}/..." if sep else "..."
+
 
 # What Alertmanager puts in endsAt while an alert fires (Go's zero time).
 ZERO_TIME = "0001-01-01T00:00:00Z"
@@ -84,3 +114,6 @@ class WebhookNotifier:
             headers=headers,
         )
         return {}
+
+
+KIND = ChannelKind(type="webhook", schema=WebhookChannel, notifier=WebhookNotifier)

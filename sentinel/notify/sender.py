@@ -22,7 +22,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from sentinel.backoff import Backoff
-from sentinel.channels.base import Notification, Notifier, Permanent, Retryable, build
+from sentinel.channels import build
+from sentinel.channels.base import Notification, Notifier, Permanent, Retryable
 from sentinel.clock import Clock
 from sentinel.db.sqlite import Database
 from sentinel.model import State

@@ -18,13 +18,12 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from sentinel.channels.base import Notification, NotifyError, Permanent, Retryable, build
-from sentinel.config import (
-    EmailChannel,
-    PagerDutyChannel,
-    SlackChannel,
-    WebhookChannel,
-)
+from sentinel.channels import build
+from sentinel.channels.base import Notification, NotifyError, Permanent, Retryable
+from sentinel.channels.email import EmailChannel
+from sentinel.channels.pagerduty import PagerDutyChannel
+from sentinel.channels.slack import SlackChannel
+from sentinel.channels.webhook import WebhookChannel
 from sentinel.model import Alert, Labels, State
 
 pytestmark = pytest.mark.integration

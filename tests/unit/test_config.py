@@ -5,16 +5,11 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from sentinel.config import (
-    Config,
-    ConfigError,
-    EmailChannel,
-    PagerDutyChannel,
-    SlackChannel,
-    WebhookChannel,
-    load,
-    parse,
-)
+from sentinel.channels.email import EmailChannel
+from sentinel.channels.pagerduty import PagerDutyChannel
+from sentinel.channels.slack import SlackChannel
+from sentinel.channels.webhook import WebhookChannel
+from sentinel.config import Config, ConfigError, load, parse
 from sentinel.model import Severity
 from sentinel.rules.failure_rate import FailureRateRule
 from sentinel.rules.idle_worker import IdleWorkerRule

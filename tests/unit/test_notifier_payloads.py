@@ -15,7 +15,9 @@ from slack_sdk.web import SlackResponse
 
 from sentinel.channels import email, log, pagerduty, slack, templates, webhook
 from sentinel.channels.base import Notification, Permanent, Retryable, classify, retry_after
-from sentinel.config import EmailChannel, PagerDutyChannel, WebhookChannel
+from sentinel.channels.email import EmailChannel
+from sentinel.channels.pagerduty import PagerDutyChannel
+from sentinel.channels.webhook import WebhookChannel
 from sentinel.model import Alert, Labels, State
 
 T0 = 1_700_000_000.0

@@ -1,16 +1,22 @@
-"""A new rule kind is one module plus one registry line: a throwaway kind, registered for one
-test, goes through config parsing, evaluation, the alert book, the display and the liveness
-watch without any other file knowing it."""
+"""A new rule kind or channel is one module plus one registry line: a throwaway kind,
+registered for one test, goes through config parsing, evaluation, the alert book, the display
+and the liveness watch; a throwaway channel through parsing (with a `_file` secret and the
+placeholder check) and a send, without any other file knowing them."""
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
 
 import pytest
+from pydantic import SecretStr
 
-from sentinel import rules
+from sentinel import channels, rules
 from sentinel.alerts.book import AlertBook
-from sentinel.config import ConfigError, parse
+from sentinel.channels import testalert
+from sentinel.channels.base import ChannelBase, ChannelKind, Notification
+from sentinel.config import ConfigError, parse, secret_problems
 from sentinel.display import format_value
 from sentinel.facts.store import FactStore
 from sentinel.fields import MessageCount
@@ -79,3 +85,72 @@ def test_a_kind_schema_is_strict_like_every_other(registered: None) -> None:
 def test_an_unregistered_kind_is_a_config_error() -> None:
     with pytest.raises(ConfigError):
         parse(CONFIG, {})
+
+
+# --- a throwaway channel -------------------------------------------------------------------
+
+
+class PigeonChannel(ChannelBase):
+    SECRETS = ("token",)
+    type: Literal["pigeon"]
+    token: SecretStr
+    loft: str
+
+
+class PigeonNotifier:
+    sent: list[tuple[str, Notification]] = []
+
+    def __init__(self, name: str, config: PigeonChannel) -> None:
+        self.name = name
+        self.config = config
+
+    def send(self, notification: Notification) -> Mapping[str, str]:
+        self.sent.append((self.config.token.get_secret_value(), notification))
+        return {"ring": self.config.loft}
+
+
+PIGEON = ChannelKind(type="pigeon", schema=PigeonChannel, notifier=PigeonNotifier)
+
+
+@pytest.fixture
+def pigeon(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(channels.CHANNELS, "pigeon", PIGEON)  # the one registry line
+    PigeonNotifier.sent = []
+
+
+def test_a_registered_channel_parses_with_a_file_secret_and_sends(
+    pigeon: None, tmp_path: Path
+) -> None:
+    secret = tmp_path / "token"
+    secret.write_text("s3cr3t-coo\n")
+    config = parse(
+        "route: {channels: [birds]}\n"
+        "channels:\n"
+        f"  birds: {{type: pigeon, loft: north, token_file: {secret}}}\n",
+        {},
+    )
+    birds = config.channels["birds"]
+    assert isinstance(birds, PigeonChannel)
+    assert birds.token.get_secret_value() == "s3cr3t-coo"
+    assert secret_problems(config) == []
+
+    notifier: Any = channels.build("birds", birds)
+    [first, *_] = testalert.test_notifications("birds", T0)
+    assert notifier.send(first) == {"ring": "north"}
+    assert PigeonNotifier.sent == [("s3cr3t-coo", first)]
+
+
+def test_a_registered_channel_secret_is_checked_for_placeholders(pigeon: None) -> None:
+    config = parse(
+        "route: {channels: [birds]}\n"
+        "channels:\n"
+        "  birds: {type: pigeon, loft: north, token: changeme}\n",
+        {},
+    )
+    [problem] = secret_problems(config)
+    assert problem.startswith("channels.birds.token: looks like a placeholder")
+
+
+def test_an_unregistered_channel_is_a_config_error() -> None:
+    with pytest.raises(ConfigError):
+        parse("channels:\n  birds: {type: pigeon, loft: north, token: x}\n", {})
