@@ -15,8 +15,8 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from sentinel import __version__, logs, silence_cli
+from sentinel.config.loader import ConfigError, default_path, read_config
 from sentinel.display import format_value, table
-from sentinel.loader import ConfigError, default_path, read_config
 from sentinel.model import Labels
 from sentinel.units import format_duration
 
@@ -108,7 +108,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     except ConfigError as e:
         _print_errors(path, e.errors)
         return 1
-    from sentinel.config import check_raw
+    from sentinel.config.check import check_raw
 
     report = check_raw(raw)
     config = report.config
@@ -132,14 +132,14 @@ def cmd_check(args: argparse.Namespace) -> int:
 def _refused(config: Config) -> list[str]:
     """Why `run` must not start with this config: a routed channel that cannot deliver would
     stay silent while alerts fire, so the operator hears it now rather than during an incident."""
-    from sentinel.config import secret_problems
+    from sentinel.config.check import secret_problems
 
     return secret_problems(config, routed_only=True)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from sentinel.app import Sentinel
-    from sentinel.config import lint
+    from sentinel.config.check import lint
 
     config = _load(args)
     if config is None:

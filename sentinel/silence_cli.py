@@ -9,8 +9,8 @@ import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sentinel.config.loader import ConfigError, default_path
 from sentinel.display import table
-from sentinel.loader import ConfigError, default_path
 from sentinel.notify.silence import Matcher
 from sentinel.units import parse_duration
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from sentinel.config import InhibitRule
+from sentinel.config.schema import InhibitRule
 from sentinel.model import Alert, State
 from sentinel.notify.silence import Matcher
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from sentinel.config import Route
+from sentinel.config.schema import Route
 from sentinel.notify.silence import Matcher
 
 # group_wait is shorter than Alertmanager's 30 s: a dead worker should page within 20 s.

@@ -18,8 +18,9 @@ import yaml
 from hypothesis import event, given
 from hypothesis import strategies as st
 
-from sentinel.config import INTERNAL_ERROR, Config, Report, check, check_raw
-from sentinel.loader import ConfigError, read_config
+from sentinel.config import Config
+from sentinel.config.check import INTERNAL_ERROR, Report, check, check_raw
+from sentinel.config.loader import ConfigError, read_config
 from sentinel.notify.inhibit import Inhibitor
 from sentinel.notify.route import build as build_route
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from sentinel import loader
-from sentinel.config import Report, check, lint, parse, secret_problems
-from sentinel.loader import ConfigError, load_yaml, read_config
+from sentinel.config import loader, parse
+from sentinel.config.check import Report, check, lint, secret_problems
+from sentinel.config.loader import ConfigError, load_yaml, read_config
 
 BILLION_LAUGHS = """\
 bogus:
@@ -180,7 +180,7 @@ def test_a_401_digit_duration_is_an_error_line() -> None:
 def test_a_huge_int_given_directly_is_a_validation_error_not_an_overflow() -> None:
     from pydantic import ValidationError
 
-    from sentinel.config import EvaluationConfig
+    from sentinel.config.schema import EvaluationConfig
 
     with pytest.raises(ValidationError, match="out of range"):
         EvaluationConfig.model_validate({"interval": 10**400})

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from sentinel.config import InhibitRule
+from sentinel.config.schema import InhibitRule
 from sentinel.model import Alert, Labels, State
 from sentinel.notify.inhibit import Inhibitor
 

@@ -16,7 +16,8 @@ from sentinel import channels, rules
 from sentinel.alerts.book import AlertBook
 from sentinel.channels import testalert
 from sentinel.channels.base import ChannelBase, ChannelKind, Notification
-from sentinel.config import ConfigError, parse, secret_problems
+from sentinel.config import ConfigError, parse
+from sentinel.config.check import secret_problems
 from sentinel.display import format_value
 from sentinel.facts.store import FactStore
 from sentinel.fields import MessageCount

@@ -1,8 +1,6 @@
-"""rules.yaml: strict, frozen pydantic models, environment expansion, `<key>_file` secrets.
-
-`load(path)` returns a Config or raises ConfigError carrying every problem found, each as
-`path.to[2].key: reason`, so `sentinel check` can list them all at once.
-"""
+"""The top-level schema of rules.yaml: strict, frozen pydantic models for each section, with the
+rule and channel unions assembled from their registries; `validate` runs the loader's
+expansion, the cross-checks and the models, and reports every problem at once."""
 
 from __future__ import annotations
 
@@ -10,7 +8,6 @@ import math
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from functools import cache
 from typing import Annotated, Any, Union
 
@@ -26,6 +23,14 @@ from pydantic import (
 
 from sentinel.channels import CHANNEL_SCHEMAS, CHANNELS, channel_schemas, secret_keys
 from sentinel.channels.base import ChannelBase
+from sentinel.config.errors import error_lines
+from sentinel.config.loader import (
+    ConfigError,
+    expand,
+    fmt_path,
+    load_yaml,
+    read_config,
+)
 from sentinel.fields import (
     BucketWidth,
     InflightCap,
@@ -37,20 +42,10 @@ from sentinel.fields import (
     Timeout,
     Wait,
 )
-from sentinel.loader import (
-    ConfigError,
-    default_path,
-    expand,
-    fmt_path,
-    load_yaml,
-    read_config,
-)
 from sentinel.model import Severity
 from sentinel.rules import RULE_SCHEMAS, RULES, schemas
 from sentinel.rules.base import RuleBase
 from sentinel.units import brief
-
-__all__ = ["SECRET_KEYS", "Config", "ConfigError", "default_path", "load", "parse"]
 
 # The fields a `<key>_file` may hold: every channel schema's secrets, from the registry.
 SECRET_KEYS = secret_keys(CHANNELS)
@@ -313,65 +308,6 @@ def _apply_defaults(raw: dict[str, Any]) -> None:
             rule["labels"] = {**defaults["labels"], **(rule.get("labels") or {})}
 
 
-_BOUNDS = {
-    "greater_than": ">",
-    "greater_than_equal": ">=",
-    "less_than": "<",
-    "less_than_equal": "<=",
-}
-
-
-def _error_lines(exc: ValidationError, raw: Any) -> list[str]:
-    lines = []
-    for err in exc.errors():
-        loc = list(err["loc"])
-        # A discriminated union inserts the tag (e.g. 'failure_rate') after the item's index
-        # or key; users never wrote it, so drop it from the path.
-        cleaned: list[Any] = []
-        node = raw
-        i = 0
-        while i < len(loc):
-            part = loc[i]
-            cleaned.append(part)
-            try:
-                node = node[part] if node is not None else None
-            except (KeyError, IndexError, TypeError):
-                node = None
-            if (
-                isinstance(node, dict)
-                and i + 1 < len(loc)
-                and loc[i + 1] in (node.get("kind"), node.get("type"))
-                and loc[i + 1] not in node
-            ):
-                i += 1
-            i += 1
-        msg = err["msg"]
-        if err["type"] == "extra_forbidden":
-            msg = "unknown key (check the spelling; unknown keys are not ignored)"
-        elif err["type"] == "union_tag_invalid":
-            ctx = err.get("ctx") or {}
-            tag = str(ctx.get("discriminator", "kind")).strip("'")
-            cleaned.append(tag)  # the offending key is the tag itself
-            msg = (
-                f"unknown {tag} {brief(ctx.get('tag'))}; expected one of {ctx.get('expected_tags')}"
-            )
-        elif err["type"] == "union_tag_not_found":
-            ctx = err.get("ctx") or {}
-            tag = str(ctx.get("discriminator", "kind")).strip("'")
-            cleaned.append(tag)
-            msg = "required"
-        elif err["type"] in _BOUNDS:
-            msg = (
-                f"must be {_BOUNDS[err['type']]} {next(iter((err.get('ctx') or {}).values()), '')}"
-            )
-        elif err["type"] == "missing":
-            msg = "required"
-        elif msg.startswith("Value error, "):
-            msg = msg[len("Value error, ") :]
-        lines.append(f"{fmt_path(tuple(cleaned))}: {msg}")
-    return lines
-
-
 @cache
 def _model(
     rules: tuple[type[RuleBase], ...], channels: tuple[type[ChannelBase], ...]
@@ -402,7 +338,7 @@ def validate(raw: dict[str, Any], env: Mapping[str, str] | None = None) -> Confi
     try:
         config = config_model().model_validate(raw, context={"cross_checked": True})
     except ValidationError as e:
-        errors.extend(_error_lines(e, raw))
+        errors.extend(error_lines(e, raw))
         raise ConfigError(errors) from None
     if errors:
         raise ConfigError(errors)
@@ -415,75 +351,3 @@ def parse(text: str, env: Mapping[str, str] | None = None, source: str = "<confi
 
 def load(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Config:
     return validate(read_config(path), env)
-
-
-# --- check: errors and warnings, never an exception ---------------------------------------
-
-
-@dataclass(frozen=True)
-class Report:
-    """What `sentinel check` prints: a Config or every error, and warnings either way."""
-
-    config: Config | None
-    errors: tuple[str, ...] = ()
-    warnings: tuple[str, ...] = ()
-
-
-def check_raw(raw: dict[str, Any], env: Mapping[str, str] | None = None) -> Report:
-    try:
-        config = validate(raw, env)
-    except ConfigError as e:
-        return Report(None, tuple(e.errors))
-    except Exception as e:  # a bug of ours; the fuzz harness asserts this line never appears
-        return Report(None, (f"(top level): {INTERNAL_ERROR}: {type(e).__name__}: {e}",))
-    return Report(config, (), tuple(lint(config)))
-
-
-def check(text: str, env: Mapping[str, str] | None = None) -> Report:
-    """Validate a config text: the function behind `sentinel check`; never raises."""
-    try:
-        raw = load_yaml(text)
-    except ConfigError as e:
-        return Report(None, tuple(e.errors))
-    return check_raw(raw, env)
-
-
-INTERNAL_ERROR = "internal error while checking the configuration (please report it)"
-
-
-def secret_problems(config: Config, *, routed_only: bool = False) -> list[str]:
-    """`channels.NAME.KEY: reason` for each empty or placeholder secret of a channel."""
-    routed = config.route.channel_names() if config.route is not None else set()
-    out = []
-    for name, channel in config.channels.items():
-        if routed_only and name not in routed:
-            continue
-        for key, reason in channel.placeholder_secrets():
-            where = fmt_path(("channels", name, key))
-            if name in routed:
-                out.append(
-                    f"{where}: {reason}; the route sends to {brief(name)}, which cannot deliver"
-                )
-            else:
-                out.append(
-                    f"{where}: {reason}; {brief(name)} cannot deliver (it is not routed yet)"
-                )
-    return out
-
-
-def lint(config: Config, *, unrouted: bool = True) -> list[str]:
-    """Warnings for a valid config that would still not page anyone (`unrouted`: also the
-    secrets of channels no route uses, which `run` does not need)."""
-    warnings: list[str] = []
-    if not config.model_fields_set:
-        warnings.append(
-            "(top level): the configuration is empty: no rules, no channels; sentinel would "
-            "watch and page nothing"
-        )
-    if config.rules and (config.route is None or not config.route.channel_names()):
-        warnings.append(
-            f"route: {len(config.rules)} rule(s) but no route sends anywhere: alerts are "
-            "evaluated and shown, never sent (add `route: {channels: [...]}`)"
-        )
-    warnings.extend(secret_problems(config, routed_only=not unrouted))
-    return warnings

@@ -1,0 +1,16 @@
+"""rules.yaml: strict, frozen pydantic models, environment expansion, `<key>_file` secrets.
+
+`load(path)` returns a Config or raises ConfigError carrying every problem found, each as
+`path.to[2].key: reason`, so `sentinel check` can list them all at once.
+
+- loader.py: YAML with its limits, `${VAR}` expansion, `<key>_file` secrets
+- schema.py: the sections, with the rule and channel unions from their registries; validate
+- errors.py: validation errors as `path: reason` lines
+- check.py: `sentinel check` (errors, warnings, placeholder secrets)
+- field types shared with the rule and channel schemas: `sentinel.fields`
+"""
+
+from sentinel.config.loader import ConfigError, default_path
+from sentinel.config.schema import SECRET_KEYS, Config, load, parse, validate
+
+__all__ = ["SECRET_KEYS", "Config", "ConfigError", "default_path", "load", "parse", "validate"]
