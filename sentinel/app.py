@@ -12,9 +12,11 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from celery import Celery
 from kombu.utils.url import maybe_sanitize_url
+from prometheus_client import CollectorRegistry
 
 from sentinel.alerts.book import AlertBook, Row, Transition
 from sentinel.alerts.repo import SqliteAlertRepo
+from sentinel.api.server import ApiServer
 from sentinel.clock import Clock, SystemClock
 from sentinel.collectors.events import EventCollector
 from sentinel.collectors.filesystem_transport import transport_for
@@ -23,6 +25,7 @@ from sentinel.collectors.queues import QueueCollector, probe_for
 from sentinel.config import Config
 from sentinel.db.sqlite import Database
 from sentinel.facts.store import FactStore
+from sentinel.metrics import SentinelCollector
 from sentinel.model import State
 from sentinel.notify import maintenance
 from sentinel.notify.inhibit import Inhibitor
@@ -210,11 +213,16 @@ class Sentinel:
 
     # -- daemon lifecycle ------------------------------------------------------------------
 
+    def metrics_registry(self) -> CollectorRegistry:
+        """/metrics: a registry of its own (never the global one), with the scrape-time
+        collector over this daemon's components."""
+        registry = CollectorRegistry()
+        registry.register(SentinelCollector(self))
+        return registry
+
     def start(self, *, serve: bool = True) -> None:
         if serve:
-            from sentinel.api.server import ApiServer
-
-            self.api = ApiServer(self)
+            self.api = ApiServer(self, self.metrics_registry())
             self.api.start()
         if self.sender is not None:
             self.sender.start()

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any, cast
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, Protocol, cast
 
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -24,12 +24,66 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
-from sentinel.facts.store import HISTOGRAM_BOUNDS
+from sentinel.clock import Clock
+from sentinel.config import Config
+from sentinel.db.health import StorageHealth
+from sentinel.facts.store import HISTOGRAM_BOUNDS, FactStore
 from sentinel.facts.windows import COUNTERS
-from sentinel.model import State
+from sentinel.model import Alert, State
 
-if TYPE_CHECKING:
-    from sentinel.app import Sentinel
+
+class Book(Protocol):
+    @property
+    def alerts(self) -> Mapping[str, Alert]: ...
+
+    @property
+    def last_duration(self) -> float: ...
+
+    @property
+    def rule_errors(self) -> int: ...
+
+    @property
+    def rule_errors_by_rule(self) -> Mapping[str, int]: ...
+
+
+class Outbox(Protocol):
+    def count(self) -> int: ...
+
+
+class Delivery(Protocol):
+    @property
+    def outcomes(self) -> Mapping[tuple[str, str], int]: ...
+
+    @property
+    def outbox(self) -> Outbox: ...
+
+
+class Storage(Protocol):
+    def health(self) -> StorageHealth: ...
+
+
+class MetricsSource(Protocol):
+    """What a scrape reads (app.py's Sentinel satisfies it, structurally; metrics imports
+    nothing of the composition root)."""
+
+    @property
+    def clock(self) -> Clock: ...
+
+    @property
+    def config(self) -> Config: ...
+
+    @property
+    def store(self) -> FactStore: ...
+
+    @property
+    def book(self) -> Book: ...
+
+    @property
+    def sender(self) -> Delivery | None: ...
+
+    @property
+    def db(self) -> Storage | None: ...
+
 
 log = logging.getLogger("sentinel.metrics")
 
@@ -143,7 +197,7 @@ FAMILIES: list[tuple[type[Metric], str, str, list[str]]] = [
 
 
 class SentinelCollector(Collector):
-    def __init__(self, sentinel: Sentinel) -> None:
+    def __init__(self, sentinel: MetricsSource) -> None:
         self.sentinel = sentinel
 
     def describe(self) -> Iterator[Metric]:

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sentinel.api.http import Request, Response, finite, json_response
+from sentinel.api.ports import ApiPorts
 from sentinel.model import Alert, State, rfc3339
 
-if TYPE_CHECKING:
-    from sentinel.app import Sentinel
 
-
-def current_alerts(sentinel: Sentinel) -> list[Alert]:
+def current_alerts(sentinel: ApiPorts) -> list[Alert]:
     """Pending and firing alerts, firing first, then by alertname and fingerprint."""
     # list() of a dict view copies it in one step; the evaluator may be replacing entries.
     alerts = [a for a in list(sentinel.book.alerts.values()) if a.state is not State.RESOLVED]
@@ -21,7 +19,7 @@ def current_alerts(sentinel: Sentinel) -> list[Alert]:
     return alerts
 
 
-def mutes(sentinel: Sentinel, alert: Alert, now: float) -> tuple[list[str], list[str]]:
+def mutes(sentinel: ApiPorts, alert: Alert, now: float) -> tuple[list[str], list[str]]:
     """(silence ids, inhibiting fingerprints), decided as the dispatcher would decide now."""
     if sentinel.dispatcher is not None:
         mute = sentinel.dispatcher.mute(alert, now)
@@ -60,7 +58,7 @@ def rule_to_api(rule: Any, alerts: list[Alert]) -> dict[str, Any]:
 
 
 class AlertViews:
-    def __init__(self, sentinel: Sentinel) -> None:
+    def __init__(self, sentinel: ApiPorts) -> None:
         self.sentinel = sentinel
 
     def alerts(self, request: Request) -> Response:

@@ -9,15 +9,11 @@ on, not a blind spot.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from sentinel.api.http import Request, Response, text
-
-if TYPE_CHECKING:
-    from sentinel.app import Sentinel
+from sentinel.api.ports import ApiPorts
 
 
-def not_ready(sentinel: Sentinel, now: float) -> list[str]:
+def not_ready(sentinel: ApiPorts, now: float) -> list[str]:
     """Why sentinel is not ready; empty when it is."""
     reasons: list[str] = []
     store = sentinel.store
@@ -55,7 +51,7 @@ def not_ready(sentinel: Sentinel, now: float) -> list[str]:
 
 
 class Health:
-    def __init__(self, sentinel: Sentinel) -> None:
+    def __init__(self, sentinel: ApiPorts) -> None:
         self.sentinel = sentinel
 
     def healthz(self, request: Request) -> Response:

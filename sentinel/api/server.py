@@ -35,13 +35,12 @@ from waitress.task import ErrorTask, ThreadedTaskDispatcher
 from sentinel.api.alerts import AlertViews
 from sentinel.api.health import Health
 from sentinel.api.http import MAX_BODY, HttpError, Request, Response, error
+from sentinel.api.ports import ApiPorts
 from sentinel.api.silences import SilenceViews
-from sentinel.metrics import SentinelCollector
 
 if TYPE_CHECKING:
     from wsgiref.types import StartResponse, WSGIEnvironment
 
-    from sentinel.app import Sentinel
 
 log = logging.getLogger("sentinel.api")
 
@@ -214,16 +213,13 @@ def _peer(channel: HTTPChannel) -> str:
 class ApiServer:
     def __init__(
         self,
-        sentinel: Sentinel,
-        registry: CollectorRegistry | None = None,
+        sentinel: ApiPorts,
+        registry: CollectorRegistry,
         limits: Limits | None = None,
     ) -> None:
         self.sentinel = sentinel
         self.limits = limits or Limits()
-        if registry is None:
-            registry = CollectorRegistry()
-            registry.register(SentinelCollector(sentinel))
-        self.registry = registry
+        self.registry = registry  # /metrics: the collectors the composition root registered
         self._metrics_app = make_wsgi_app(registry)
         health = Health(sentinel)
         alerts = AlertViews(sentinel)

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from sentinel.api.http import HttpError, Request, Response, json_response
+from sentinel.api.ports import ApiPorts
 from sentinel.notify.silence import Silence
-
-if TYPE_CHECKING:
-    from sentinel.app import Sentinel
 
 
 def _sort_key(silence: Silence, now: float) -> tuple[int, float]:
@@ -22,7 +18,7 @@ def _sort_key(silence: Silence, now: float) -> tuple[int, float]:
 
 
 class SilenceViews:
-    def __init__(self, sentinel: Sentinel) -> None:
+    def __init__(self, sentinel: ApiPorts) -> None:
         self.sentinel = sentinel
 
     def index(self, request: Request) -> Response:

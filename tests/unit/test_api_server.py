@@ -36,7 +36,9 @@ def make_api(tmp_path: Path, listen: str = "127.0.0.1:9808", token: str = "") ->
     text = CONFIG.format(
         path=tmp_path / f"s-{listen.replace(':', '_')}.db", listen=listen, token=token
     )
-    return ApiServer(Sentinel(parse(text, env={}), FakeClock(T0)))
+    return ApiServer(
+        sentinel := Sentinel(parse(text, env={}), FakeClock(T0)), sentinel.metrics_registry()
+    )
 
 
 @pytest.fixture
