@@ -25,6 +25,7 @@ from sentinel.collectors.queues import QueueCollector, probe_for
 from sentinel.config import Config
 from sentinel.db.sqlite import Database
 from sentinel.facts.store import FactStore
+from sentinel.gc_pause import gc_paused
 from sentinel.metrics import SentinelCollector
 from sentinel.model import State
 from sentinel.notify import maintenance
@@ -140,7 +141,8 @@ class Sentinel:
             if self.queues is not None:
                 self.queues.collect()
             now = self.clock.now()
-            transitions, rows = self.book.tick(self.rules(), self.store, now)
+            with gc_paused():  # sentinel/gc_pause.py: the tick's garbage is acyclic
+                transitions, rows = self.book.tick(self.rules(), self.store, now)
             self._evaluated_at = now
             self.store.prune(now)
             self._alive_at_eval = self._alive(now)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 import time
 from collections import Counter
@@ -164,25 +163,8 @@ class AlertBook:
     def tick(
         self, rules: Sequence[Any], store: FactStore, now: float
     ) -> tuple[list[Transition], Rows]:
-        """Evaluate every rule, step every alert, persist what changed.
-
-        The cyclic garbage collector is paused meanwhile: a tick over 10,000 task series makes
-        ~200,000 short-lived objects (samples, their label dicts, tuples), none in a cycle, so
-        reference counting frees them all, and the collector would otherwise run hundreds of
-        young-generation passes over them (~20% of a tick). It runs again right after.
-        """
-        pause = gc.isenabled()
-        if pause:
-            gc.disable()
-        try:
-            return self._tick(rules, store, now)
-        finally:
-            if pause:
-                gc.enable()
-
-    def _tick(
-        self, rules: Sequence[Any], store: FactStore, now: float
-    ) -> tuple[list[Transition], Rows]:
+        """Evaluate every rule, step every alert, persist what changed. The app runs it under
+        `gc_paused()` (sentinel/gc_pause.py: why)."""
         started = time.perf_counter()
         if self._first_tick is None:
             self._first_tick = now

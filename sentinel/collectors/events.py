@@ -27,6 +27,7 @@ import logging
 import select
 import socket
 import threading
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -34,12 +35,12 @@ from celery import Celery
 
 from sentinel.backoff import Backoff, wait_to_reconnect
 from sentinel.clock import Clock
+from sentinel.collectors.redis_pubsub import MAX_MESSAGE, PubSubReader, subscriber_socket
 from sentinel.facts.store import FactStore
 from sentinel.ratelog import RateLimitedLog
 
 log = logging.getLogger("sentinel.events")
 
-MAX_MESSAGE = 1 << 20  # bytes in one event message (envelope included); Celery's are < 64 KiB
 RECONNECT_CAP = 60.0  # between attempts while the broker does not even answer TCP
 ANSWERING_CAP = 5.0  # ... and once it does: a restarted broker is back within seconds
 
@@ -120,7 +121,7 @@ class EventCollector:
                 # Ask every worker for a heartbeat now, so liveness is known within a second.
                 # Subscribed first: kombu would only PSUBSCRIBE at the first drain_events,
                 # and the answers to this broadcast could be published before that.
-                raw = _raw_subscriber(consumer)
+                raw = subscriber_socket(consumer)
                 self.app.control.broadcast("heartbeat", connection=conn)
                 now = self.clock.now()
                 self.store.probe_ok(self.source, now)
@@ -146,16 +147,10 @@ class EventCollector:
     def _on_message(self, message: Any) -> None:
         # kombu's path (AMQP, filesystem): called from drain_events, so nothing may escape.
         try:
-            if "compression" in (message.headers or {}) or message.content_type != (
-                "application/json"
-            ):
-                self._refuse("refused", "a compressed or non-JSON event message")
-                return
-            raw = message.body
-            if len(raw) > MAX_MESSAGE:
-                self._refuse("oversize", f"an event message of {len(raw)} bytes")
-                return
-            body = _loads(raw)
+            body = decode_envelope(message.content_type, message.headers, message.body)
+        except Refused as e:
+            self._refuse(e.reason, e.what)
+            return
         except Exception:
             self.store.count_malformed(1)
             return
@@ -196,37 +191,25 @@ class EventCollector:
 
     def _apply_payloads(self, payloads: list[bytes], channel: Any = None) -> None:
         loads = orjson.loads
-        a2b = binascii.a2b_base64
         batch: list[dict[str, Any]] = []
         malformed = refused = 0
         for payload in payloads:
             try:
                 envelope = loads(payload)
-                headers = envelope.get("headers") or {}
-                if envelope.get("content-type") != "application/json" or "compression" in headers:
-                    # Not what Celery sends: refused unread (a 1 KiB bz2 bomb inflates to GiB).
-                    refused += 1
-                    continue
-                body = envelope["body"]
-                if (envelope.get("properties") or {}).get("body_encoding") == "base64":
-                    body = a2b(body)
-                decoded = _loads(body)
+                properties = envelope.get("properties") or {}
+                decoded = decode_envelope(
+                    envelope.get("content-type"),
+                    envelope.get("headers"),
+                    envelope["body"],
+                    base64=properties.get("body_encoding") == "base64",
+                )
+            except Refused:
+                refused += 1
+                continue
             except Exception:  # any undecodable message is counted, never fatal
                 malformed += 1
                 continue
-            if type(decoded) is dict:
-                if type(decoded.get("type")) is str:
-                    batch.append(decoded)
-                else:
-                    malformed += 1
-            elif type(decoded) is list:
-                for event in decoded:
-                    if type(event) is dict and type(event.get("type")) is str:
-                        batch.append(event)
-                    else:
-                        malformed += 1
-            else:
-                malformed += 1
+            malformed += collect_events(decoded, batch)
         if malformed:
             self.store.count_malformed(malformed)
         if refused:
@@ -239,16 +222,51 @@ class EventCollector:
         good: list[dict[str, Any]] = []
         malformed = 0
         for body in bodies:
-            events = body if isinstance(body, list) else [body]
-            for e in events:
-                if isinstance(e, dict) and isinstance(e.get("type"), str):
-                    good.append(e)
-                else:
-                    malformed += 1
+            malformed += collect_events(body, good)
         if malformed:
             self.store.count_malformed(malformed)
         if good:
             self.store.apply_events(good, self.clock.now())
+
+
+class Refused(Exception):
+    """An event message dropped unread: `reason` is its drop counter, `what` the log's words."""
+
+    def __init__(self, reason: str, what: str) -> None:
+        super().__init__(what)
+        self.reason = reason
+        self.what = what
+
+
+def decode_envelope(
+    content_type: str | None,
+    headers: Mapping[str, Any] | None,
+    body: bytes | str,
+    base64: bool = False,
+) -> Any:
+    """The decoded body of one event message, from its envelope's fields, whichever path read
+    it (kombu's Message, or the raw PUB/SUB envelope). Raises Refused for what Celery never
+    sends, unread (a 1 KiB bz2 bomb inflates to GiB), and anything else when undecodable."""
+    # content-type first: it short-circuits before a malformed `headers` is looked into.
+    if content_type != "application/json" or "compression" in (headers or {}):
+        raise Refused("refused", "a compressed or non-JSON event message")
+    if len(body) > MAX_MESSAGE:
+        raise Refused("oversize", f"an event message of {len(body)} bytes")
+    if base64:
+        body = binascii.a2b_base64(body)
+    return _loads(body)
+
+
+def collect_events(decoded: Any, out: list[dict[str, Any]]) -> int:
+    """Append the events of a decoded body (an event, or Celery's list of them) to out; the
+    number of malformed ones."""
+    malformed = 0
+    for event in decoded if type(decoded) is list else (decoded,):
+        if type(event) is dict and type(event.get("type")) is str:
+            out.append(event)
+        else:
+            malformed += 1
+    return malformed
 
 
 def _loads(raw: bytes | str) -> Any:
@@ -269,137 +287,3 @@ def _tcp_endpoint(conn: Any) -> tuple[str, int] | None:
     if not host or not port or str(host).startswith("/"):
         return None
     return str(host), int(port)
-
-
-def _raw_subscriber(consumer: Any) -> Any:
-    """The socket of kombu's Redis subscriber connection, subscribed; None off Redis."""
-    channel = consumer.channel
-    transport = getattr(getattr(channel, "connection", None), "driver_type", None)
-    if transport != "redis" or not getattr(channel, "active_fanout_queues", None):
-        return None
-    try:
-        sub = channel.subclient
-        if sub.connection is None:  # what kombu's poller does before its first LISTEN
-            try:
-                sub.connection = sub.connection_pool.get_connection()
-            except TypeError:  # redis-py < 5 wants a command name
-                sub.connection = sub.connection_pool.get_connection("_")
-        channel._subscribe()
-        sock = sub.connection._sock
-    except AttributeError:  # a kombu or redis-py without these internals: kombu's own path
-        return None
-    return sock
-
-
-_CRLF = b"\r\n"
-
-
-class PubSubReader:
-    """The data of every (p)message frame from a Redis subscriber socket, fed as it arrives.
-
-    Speaks RESP2 (`*` arrays) and RESP3 (`>` pushes). Other frames (subscribe confirmations)
-    are skipped; an incomplete frame is kept for the next read. A frame with a bulk string
-    longer than `limit` (a huge payload or channel name) is dropped as soon as its length is
-    read: its bytes are discarded as they arrive, so what is kept never exceeds about
-    2 x limit, however large the message.
-    """
-
-    def __init__(self, limit: int = MAX_MESSAGE) -> None:
-        self.limit = limit
-        self.oversize = 0  # frames dropped for a bulk string over the limit
-        self._buf = b""
-        self._discard = 0  # bytes of an oversize bulk string (and its CRLF) still to skip
-        self._skip = 0  # items of a dropped frame still to skip after that
-
-    @property
-    def kept(self) -> int:
-        return len(self._buf)
-
-    def feed(self, data: bytes) -> list[bytes]:
-        buf = self._buf + data if self._buf else data
-        out: list[bytes] = []
-        pos, n = 0, len(buf)
-        find = buf.find
-        limit = self.limit
-        while pos < n:
-            if self._discard or self._skip:
-                pos = self._skip_rest(buf, pos)
-                if self._discard or self._skip:
-                    break  # the rest of the dropped frame is still to come
-                continue
-            start = pos
-            end = find(_CRLF, pos)
-            if end < 0:
-                break
-            kind = buf[pos]
-            if kind == 0x2D:  # '-': an error reply
-                raise ConnectionError(buf[pos + 1 : end].decode(errors="replace"))
-            if kind not in (0x2A, 0x3E):  # not '*' or '>': a scalar reply, skip it
-                pos = end + 2
-                continue
-            count = int(buf[pos + 1 : end])
-            pos = end + 2
-            items: list[bytes] = []
-            complete = dropped = False
-            for i in range(count):
-                end = find(_CRLF, pos)
-                if end < 0:
-                    break
-                if buf[pos] == 0x24:  # '$': bulk string
-                    size = max(0, int(buf[pos + 1 : end]))  # -1: a null, read as empty
-                    if size > limit:  # dropped now; its bytes are skipped as they come
-                        self.oversize += 1
-                        self._discard, self._skip = size + 2, count - i - 1
-                        pos = end + 2
-                        dropped = True
-                        break
-                    stop = end + 2 + size
-                    if stop + 2 > n:
-                        break
-                    items.append(buf[end + 2 : stop])
-                    pos = stop + 2
-                else:  # ':' integer, '+' simple string
-                    items.append(buf[pos + 1 : end])
-                    pos = end + 2
-            else:
-                complete = True
-            if dropped:
-                continue
-            if not complete:
-                pos = start  # incomplete: wait for the rest
-                break
-            if count == 4 and items[0] == b"pmessage":
-                out.append(items[3])
-            elif count == 3 and items[0] == b"message":
-                out.append(items[2])
-        self._buf = buf[pos:] if pos < n else b""
-        if len(self._buf) > 2 * limit + (1 << 16):  # only a broken stream gets here
-            raise ConnectionError(f"a subscriber frame larger than {len(self._buf)} bytes")
-        return out
-
-    def _skip_rest(self, buf: bytes, pos: int) -> int:
-        """Skip what is left of a dropped frame, as far as buf goes; the position reached."""
-        n = len(buf)
-        while True:
-            if self._discard:
-                take = min(self._discard, n - pos)
-                pos += take
-                self._discard -= take
-                if self._discard:
-                    return pos
-            if not self._skip:
-                return pos
-            end = buf.find(_CRLF, pos)
-            if end < 0:
-                return pos
-            if buf[pos] == 0x24:  # a bulk string: its bytes go too
-                self._discard = max(0, int(buf[pos + 1 : end])) + 2
-            pos = end + 2
-            self._skip -= 1
-
-
-def pubsub_payloads(buf: bytes, limit: int = MAX_MESSAGE) -> tuple[list[bytes], int]:
-    """The data of every complete (p)message frame in buf, and how many bytes were used."""
-    reader = PubSubReader(limit)
-    payloads = reader.feed(buf)
-    return payloads, len(buf) - reader.kept

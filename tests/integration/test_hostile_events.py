@@ -23,7 +23,8 @@ import redis
 
 from sentinel.app import Sentinel
 from sentinel.clock import SystemClock
-from sentinel.collectors.events import MAX_MESSAGE, EventCollector
+from sentinel.collectors.events import EventCollector
+from sentinel.collectors.redis_pubsub import MAX_MESSAGE
 from sentinel.facts.store import FactStore
 from sentinel.facts.windows import COUNTERS
 from tests.conftest import ROOT, wait_for

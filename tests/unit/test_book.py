@@ -14,6 +14,7 @@ from sentinel.clock import FakeClock
 from sentinel.config import Config, parse
 from sentinel.db.sqlite import Database
 from sentinel.facts.store import FactStore
+from sentinel.gc_pause import gc_paused
 from sentinel.model import Labels, State
 
 T0 = 1_700_000_000.0
@@ -641,7 +642,7 @@ def test_annotations_rendered_again_only_when_they_can_change(
     assert h.alert("QueueBacklog").annotations == {"summary": "now 3.0"}
 
 
-def test_tick_pauses_the_garbage_collector_and_restores_it(
+def test_a_tick_under_gc_paused_pauses_the_collector_and_restores_it(
     config: Config, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     real = book_module.evaluator
@@ -658,12 +659,14 @@ def test_tick_pauses_the_garbage_collector_and_restores_it(
     store = FactStore()
     book = AlertBook(None)
     assert gc.isenabled()
-    book.tick(config.rules, store, T0)
+    with gc_paused():  # as the app ticks
+        book.tick(config.rules, store, T0)
     assert gc.isenabled()
     assert during == [False, False]
     gc.disable()  # someone else's choice is kept
     try:
-        book.tick(config.rules, store, T0 + 15)
+        with gc_paused():
+            book.tick(config.rules, store, T0 + 15)
         assert not gc.isenabled()
     finally:
         gc.enable()
@@ -675,7 +678,7 @@ def test_tick_pauses_the_garbage_collector_and_restores_it(
     # (A rule's own failure is caught for that rule alone; a storage error still escapes.)
     monkeypatch.setattr(book, "repo", FullDisk())
     store.set_queue_depths({"celery": (500, 1)}, {}, T0 + 30)
-    with pytest.raises(RuntimeError):
+    with pytest.raises(RuntimeError), gc_paused():
         book.tick(config.rules, store, T0 + 30)
     assert gc.isenabled()
 

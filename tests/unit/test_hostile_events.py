@@ -16,7 +16,8 @@ import pytest
 
 from sentinel.backoff import wait_to_reconnect
 from sentinel.clock import FakeClock
-from sentinel.collectors.events import EventCollector, PubSubReader
+from sentinel.collectors.events import EventCollector
+from sentinel.collectors.redis_pubsub import PubSubReader
 from sentinel.facts.store import (
     DEFAULT_FREQ,
     MAX_FREQ,
@@ -287,7 +288,7 @@ class Message:
 
 
 def test_kombu_path_refuses_compressed_non_json_and_oversize_bodies() -> None:
-    from sentinel.collectors.events import MAX_MESSAGE
+    from sentinel.collectors.redis_pubsub import MAX_MESSAGE
 
     store = FactStore()
     c = collector(store)

@@ -8,7 +8,8 @@ import json
 import pytest
 
 from sentinel.clock import FakeClock
-from sentinel.collectors.events import EventCollector, pubsub_payloads
+from sentinel.collectors.events import EventCollector
+from sentinel.collectors.redis_pubsub import pubsub_payloads
 from sentinel.facts.store import FactStore
 
 
