@@ -90,3 +90,14 @@ def test_every_module_imports_in_a_fresh_interpreter() -> None:
         [sys.executable, "-c", code, *names], capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_the_config_loader_comes_without_the_schema() -> None:
+    # `sentinel check` reads a file within the loader's limits before paying for pydantic.
+    code = (
+        "import sys\nimport sentinel.config.loader\n"
+        "heavy = [m for m in ('pydantic', 'jinja2', 'slack_sdk') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
