@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 
-from sentinel.cli import _NoTransitions, _parser
+from sentinel.cli import _parser
+from sentinel.cli.eval import _NoTransitions
 
 
 def test_eval_drops_transition_records_and_keeps_the_rest() -> None:
