@@ -9,7 +9,7 @@ import os
 import re
 from collections.abc import Mapping
 from functools import cache
-from typing import Annotated, Any, Union
+from typing import TYPE_CHECKING, Annotated, Any, Union
 
 from pydantic import (
     Field,
@@ -143,7 +143,10 @@ def rule_spec(kinds: tuple[type[RuleBase], ...]) -> Any:
     return Annotated[Union[kinds], Field(discriminator="kind")]  # noqa: UP007
 
 
-RuleSpec = rule_spec(RULE_SCHEMAS)
+if TYPE_CHECKING:  # the union is the registry's, built at import; a checker sees its base
+    RuleSpec = RuleBase
+else:
+    RuleSpec = rule_spec(RULE_SCHEMAS)
 
 
 class Defaults(Strict):
@@ -218,7 +221,10 @@ def channel_spec(kinds: tuple[type[ChannelBase], ...]) -> Any:
     return Annotated[Union[kinds], Field(discriminator="type")]  # noqa: UP007
 
 
-ChannelSpec = channel_spec(CHANNEL_SCHEMAS)
+if TYPE_CHECKING:
+    ChannelSpec = ChannelBase
+else:
+    ChannelSpec = channel_spec(CHANNEL_SCHEMAS)
 
 
 class Config(Strict):
@@ -316,11 +322,13 @@ def _model(
         return Config
     # A registry that changed since import (a test's throwaway kind or channel): the same
     # Config with that registry's unions.
+    rule_union: Any = rule_spec(rules)
+    channel_union: Any = channel_spec(channels)
     return create_model(
         "Config",
         __base__=Config,
-        rules=(tuple[rule_spec(rules), ...], ()),
-        channels=(dict[str, channel_spec(channels)], Field(default_factory=dict)),  # type: ignore[valid-type]
+        rules=(tuple[rule_union, ...], ()),
+        channels=(dict[str, channel_union], Field(default_factory=dict)),
     )
 
 
