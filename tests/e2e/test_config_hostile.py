@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, wait_for
 from tests.e2e.test_daemon import BACKLOG, CONFIG, ENV, NO_WORKERS, Daemon
+from tests.helpers import ROOT, wait_for
 
 pytestmark = pytest.mark.e2e
 

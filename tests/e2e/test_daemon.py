@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import ROOT, wait_for
+from tests.helpers import ROOT, wait_for
 
 pytestmark = pytest.mark.e2e
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 from tests.receivers import Receiver, ok_json
 
 pytestmark = pytest.mark.e2e

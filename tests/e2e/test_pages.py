@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 
-from tests.conftest import ROOT, wait_for
+from tests.helpers import ROOT, wait_for
 from tests.receivers import Receiver, ok_json
 from tests.services import free_port
 

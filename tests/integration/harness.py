@@ -9,7 +9,7 @@ from pathlib import Path
 from sentinel.app import Sentinel
 from sentinel.config import Config, parse
 from sentinel.model import Alert, State
-from tests.conftest import Broker, wait_for
+from tests.helpers import Broker, wait_for
 
 
 def config_for(

@@ -16,7 +16,7 @@ from sentinel.api.server import ApiServer
 from sentinel.app import Sentinel
 from sentinel.config import parse
 from sentinel.model import rfc3339
-from tests.conftest import Broker, wait_for
+from tests.helpers import Broker, wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -18,7 +18,7 @@ from celery import Celery
 
 from sentinel.app import Sentinel
 from sentinel.model import State
-from tests.conftest import Broker, Worker, wait_for
+from tests.helpers import Broker, Worker, wait_for
 from tests.integration.harness import config_for, firing, wait_firing, wait_live_workers
 from tests.services import RedisServer
 

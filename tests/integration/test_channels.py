@@ -25,10 +25,10 @@ from sentinel.channels.pagerduty import PagerDutyChannel
 from sentinel.channels.slack import SlackChannel
 from sentinel.channels.webhook import WebhookChannel
 from sentinel.model import Alert, Labels, State
+from tests.helpers import T0
 
 pytestmark = pytest.mark.integration
 
-T0 = 1_700_000_000.0
 GROUP_KEY = '{}:{alertname="QueueBacklog"}'
 
 

@@ -15,7 +15,7 @@ import pytest
 
 from sentinel.app import Sentinel
 from sentinel.config import parse
-from tests.conftest import ROOT, wait_for
+from tests.helpers import ROOT, wait_for
 from tests.receivers import Receiver, ok_json
 from tests.services import free_port
 

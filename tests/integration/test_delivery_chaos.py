@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 import redis
 
-from tests.conftest import wait_for
+from tests.helpers import wait_for
 from tests.integration.test_delivery import start_daemon
 from tests.receivers import Receiver, Request
 

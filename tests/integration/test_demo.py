@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from sentinel.config import load
-from tests.conftest import wait_for
+from tests.helpers import wait_for
 
 pytestmark = pytest.mark.integration
 

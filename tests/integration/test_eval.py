@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, Broker, Worker
+from tests.helpers import ROOT, Broker, Worker
 from tests.services import free_port
 
 pytestmark = pytest.mark.integration

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from sentinel.clock import SystemClock
 from sentinel.collectors.events import EventCollector
 from sentinel.facts.store import FactStore
-from tests.conftest import wait_for
+from tests.helpers import wait_for
 from tests.unit.test_fuzz_events import check_state, message
 
 pytestmark = [pytest.mark.integration, pytest.mark.fuzz, pytest.mark.timeout(3600)]

@@ -27,7 +27,7 @@ from sentinel.collectors.events import EventCollector
 from sentinel.collectors.redis_pubsub import MAX_MESSAGE
 from sentinel.facts.store import FactStore
 from sentinel.facts.windows import COUNTERS
-from tests.conftest import ROOT, wait_for
+from tests.helpers import ROOT, wait_for
 from tests.integration.harness import config_for, firing, wait_firing, wait_live_workers
 
 pytestmark = pytest.mark.integration

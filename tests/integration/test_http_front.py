@@ -24,7 +24,7 @@ from sentinel.api.server import ApiServer, Limits
 from sentinel.app import Sentinel
 from sentinel.config import parse
 from sentinel.model import rfc3339
-from tests.conftest import wait_for
+from tests.helpers import wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -12,7 +12,7 @@ from kombu import Connection
 from sentinel.app import Sentinel
 from sentinel.config import Config
 from sentinel.model import State
-from tests.conftest import wait_for
+from tests.helpers import wait_for
 from tests.integration.harness import (
     alerts,
     config_for,

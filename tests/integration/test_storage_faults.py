@@ -18,7 +18,7 @@ import redis
 
 from sentinel.app import Sentinel
 from sentinel.config import parse
-from tests.conftest import wait_for
+from tests.helpers import wait_for
 from tests.receivers import Receiver
 
 pytestmark = pytest.mark.integration

@@ -18,7 +18,7 @@ import pytest
 
 from sentinel.app import Sentinel
 from sentinel.config import parse
-from tests.conftest import Broker, Worker, wait_for
+from tests.helpers import Broker, Worker, wait_for
 from tests.integration.harness import wait_firing, wait_live_workers, wait_resolved
 from tests.receivers import Receiver
 

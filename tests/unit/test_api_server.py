@@ -17,8 +17,7 @@ from sentinel.api.server import ApiServer, is_loopback
 from sentinel.app import Sentinel
 from sentinel.clock import FakeClock
 from sentinel.config import parse
-
-T0 = 1_700_000_000.0
+from tests.helpers import T0
 
 CONFIG = """
 storage:

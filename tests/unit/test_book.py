@@ -16,8 +16,7 @@ from sentinel.db.sqlite import Database
 from sentinel.facts.store import FactStore
 from sentinel.gc_pause import gc_paused
 from sentinel.model import Labels, State
-
-T0 = 1_700_000_000.0
+from tests.helpers import T0
 
 RULES = """
 defaults:

@@ -6,8 +6,8 @@ import pytest
 
 from sentinel.notify.dedup import notify_reason
 from sentinel.notify.nflog import LogEntry
+from tests.helpers import T0
 
-T0 = 1_700_000_000.0
 REPEAT = 4 * 3600.0
 A, B = "fp-a", "fp-b"
 

@@ -20,8 +20,8 @@ from sentinel.demo.procs import guarded
 from sentinel.demo.scenario import Timeline, config_text
 from sentinel.demo.story import Story
 from sentinel.demo.watch import LogPage, LogTail, Problem, Sent, Transition, parse_line
+from tests.helpers import T0
 
-T0 = 1_700_000_000.0
 TS = "2023-11-14T22:13:20.000+00:00"  # T0
 
 

@@ -13,8 +13,8 @@ from sentinel.facts.windows import (
     RUNTIME,
     TOTAL,
 )
+from tests.helpers import T0
 
-T0 = 1_700_000_000.0
 HOST = "w1@host"
 
 

@@ -20,11 +20,11 @@ from sentinel.clock import FakeClock
 from sentinel.collectors.events import EventCollector
 from sentinel.collectors.redis_pubsub import PubSubReader
 from sentinel.facts.store import KNOWN_TYPES, MAX_FREQ, MIN_FREQ, FactStore
+from tests.helpers import T0
 
 # `make fuzz` runs 20,000 examples each: minutes, past the suite's 300 s per-test timeout.
 pytestmark = [pytest.mark.fuzz, pytest.mark.timeout(3600)]
 
-T0 = 1_700_000_000.0
 
 # Numbers as JSON (and kombu's json, and a hostile publisher) can spell them.
 numbers = st.one_of(

@@ -29,8 +29,8 @@ from sentinel.facts.store import (
 )
 from sentinel.facts.windows import COUNTERS, QUEUE_WAIT, RUNTIME, TOTAL
 from sentinel.ratelog import RateLimitedLog
+from tests.helpers import T0
 
-T0 = 1_700_000_000.0
 HOST = "w1@host"
 INF, NAN = math.inf, math.nan
 

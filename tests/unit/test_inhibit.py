@@ -9,8 +9,7 @@ import pytest
 from sentinel.config.schema import InhibitRule
 from sentinel.model import Alert, Labels, State
 from sentinel.notify.inhibit import Inhibitor
-
-T0 = 1_700_000_000.0
+from tests.helpers import T0
 
 
 def alert(state: State = State.FIRING, **labels: str) -> Alert:

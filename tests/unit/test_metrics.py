@@ -17,8 +17,8 @@ from sentinel.config import parse
 from sentinel.facts.store import HISTOGRAM_BOUNDS
 from sentinel.facts.windows import COUNTERS
 from sentinel.metrics import SentinelCollector
+from tests.helpers import T0
 
-T0 = 1_700_000_000.0
 W1, W2 = "w1@host", "w2@host"
 
 CONFIG = """

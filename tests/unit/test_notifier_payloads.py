@@ -19,8 +19,7 @@ from sentinel.channels.email import EmailChannel
 from sentinel.channels.pagerduty import PagerDutyChannel
 from sentinel.channels.webhook import WebhookChannel
 from sentinel.model import Alert, Labels, State
-
-T0 = 1_700_000_000.0
+from tests.helpers import T0
 
 
 def alert(

@@ -22,8 +22,8 @@ from sentinel.notify.route import build
 from sentinel.notify.sender import Sender
 from sentinel.notify.silence import Silence, Silencer
 from sentinel.notify.silence.repo import SqliteSilenceRepo
+from tests.helpers import T0
 
-T0 = 1_700_000_000.0
 GROUP_WAIT, GROUP_INTERVAL, REPEAT = 30.0, 300.0, 4 * 3600.0
 
 CONFIG = """

@@ -23,8 +23,7 @@ from sentinel.facts.store import FactStore
 from sentinel.fields import MessageCount
 from sentinel.model import Sample, State
 from sentinel.rules.base import RuleBase, RuleKind
-
-T0 = 1_700_000_000.0
+from tests.helpers import T0
 
 
 class ThrowawayRule(RuleBase):

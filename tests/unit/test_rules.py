@@ -15,8 +15,7 @@ from sentinel.rules.idle_worker import IdleWorkerRule
 from sentinel.rules.no_live_workers import NoLiveWorkersRule
 from sentinel.rules.queue_backlog import QueueBacklogRule
 from sentinel.rules.task_latency import TaskLatencyRule
-
-T0 = 1_700_000_000.0
+from tests.helpers import T0
 
 
 def heartbeat(hostname: str, **fields: Any) -> dict[str, Any]:

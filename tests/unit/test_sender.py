@@ -17,7 +17,7 @@ from sentinel.channels.base import Notification, Retryable
 from sentinel.clock import FakeClock
 from sentinel.model import Alert
 from sentinel.notify.sender import Sender
-from tests.conftest import wait_for
+from tests.helpers import wait_for
 from tests.unit.test_pipeline import GROUP_INTERVAL, GROUP_WAIT, T0, Harness, firing, resolve
 
 # Generous: these only bound a wait for threads on a busy machine, they assert no timing.

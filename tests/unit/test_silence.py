@@ -12,8 +12,7 @@ from sentinel.db.sqlite import Database
 from sentinel.model import Labels, rfc3339
 from sentinel.notify.silence import Matcher, Silence, Silencer
 from sentinel.notify.silence.repo import SqliteSilenceRepo
-
-T0 = 1_700_000_000.0
+from tests.helpers import T0
 
 # (id, matcher, labels, matches?)
 MATCHES = [

@@ -22,9 +22,9 @@ from sentinel.config import parse
 from sentinel.db.sqlite import Database
 from sentinel.notify import maintenance
 from sentinel.notify.silence import Matcher, Silence
+from tests.helpers import T0
 from tests.unit.test_pipeline import FakeNotifier
 
-T0 = 1_700_000_000.0
 DAY = 86400.0
 GROUPS = int(os.environ.get("SOAK_GROUPS", "10000"))
 DAYS = int(os.environ.get("SOAK_DAYS", "30"))

@@ -7,8 +7,8 @@ import pytest
 from sentinel.alerts.state import step
 from sentinel.clock import FakeClock
 from sentinel.model import Alert, Labels, State
+from tests.helpers import T0
 
-T0 = 1_700_000_000.0
 LABELS = Labels(alertname="QueueBacklog", severity="warning", queue="celery")
 
 PENDING = Alert(

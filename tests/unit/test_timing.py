@@ -11,8 +11,7 @@ from sentinel.app import Sentinel
 from sentinel.clock import FakeClock
 from sentinel.config import parse
 from sentinel.model import State
-
-T0 = 1_700_000_000.0
+from tests.helpers import T0
 
 CONFIG = """
 celery:

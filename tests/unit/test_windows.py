@@ -4,8 +4,7 @@ import pytest
 
 from sentinel.clock import FakeClock
 from sentinel.facts.windows import COUNTERS, FAILED, MEASURES, RUNTIME, SUCCEEDED, Ring
-
-T0 = 1_700_000_000.0  # a multiple of 10: bucket edges fall on whole tens
+from tests.helpers import T0
 
 
 def count(ring: Ring, slot: int, now: float, n: int = 1) -> None:

@@ -1,0 +1,135 @@
+"""Helpers shared by the test suites (fixtures stay in conftest.py, which imports from here):
+the fixed start time, the repository root, polling, brokers and worker subprocesses."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+T0 = 1_700_000_000.0  # the FakeClock start of the unit tests (a multiple of 10: bucket edges)
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def wait_for(
+    predicate: Callable[[], object],
+    timeout: float,
+    interval: float = 0.1,
+    message: str = "condition",
+) -> object:
+    """Poll until predicate() is truthy; never a bare sleep."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+        time.sleep(interval)
+
+
+@dataclass
+class Broker:
+    kind: str
+    url: str
+    queue: str
+    queues_to_clean: list[str] = field(default_factory=list)
+
+    def purge(self) -> None:
+        from kombu import Connection
+
+        with Connection(self.url, connect_timeout=5) as conn:
+            if self.kind == "redis":
+                client = conn.default_channel.client
+                client.flushdb()
+            else:
+                channel = conn.default_channel
+                for name in {self.queue, *self.queues_to_clean}:
+                    try:
+                        channel.queue_delete(name)
+                    except Exception:
+                        channel = conn.channel()
+
+
+class Worker:
+    """A real `celery worker` subprocess with a 1 s heartbeat (expires 2 s after it stops)."""
+
+    def __init__(
+        self,
+        broker: Broker,
+        name: str,
+        queue: str,
+        log_dir: Path,
+        heartbeat: int = 1,
+        concurrency: int = 1,
+    ) -> None:
+        self.name = name
+        self.hostname = f"{name}@{socket.gethostname()}"
+        env = {
+            **os.environ,
+            "SENTINEL_TEST_BROKER": broker.url,
+            "SENTINEL_TEST_QUEUE": queue,
+            "PYTHONPATH": str(ROOT),
+        }
+        self.log_path = log_dir / f"{name}.log"
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 - kept open for the process
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "tests.integration.app",
+                "worker",
+                "-P",
+                "solo" if concurrency == 1 else "prefork",
+                "-c",
+                str(concurrency),
+                "-E",
+                "-n",
+                self.hostname,
+                "-Q",
+                queue,
+                "--heartbeat-interval",
+                str(heartbeat),
+                "--without-mingle",
+                "--without-gossip",
+                "-l",
+                "info",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        def ready() -> bool:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"worker exited early:\n{self.log_path.read_text()}")
+            return b"ready." in self.log_path.read_bytes()
+
+        wait_for(ready, timeout, message=f"worker {self.hostname} ready")
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+        self._log.close()
