@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sentinel.rules import unit
-
 
 def format_value(kind: str | None, value: float | None) -> str:
     """A rule's value or threshold in its own unit: a percentage, seconds, or a count."""
     if value is None:
         return "n/a"
-    shown_as = unit(kind)  # the kind's own, from the rule registry
+    # The kind's own unit, from the rule registry: imported here, not with the module, so
+    # the CLI starts (and `check` refuses a hostile file) without pydantic and the rules.
+    from sentinel.rules import unit
+
+    shown_as = unit(kind)
     if shown_as == "percent":
         return f"{value * 100:.1f}%"
     if shown_as == "seconds":

@@ -92,10 +92,10 @@ def test_every_module_imports_in_a_fresh_interpreter() -> None:
     assert result.returncode == 0, result.stderr
 
 
-def test_the_config_loader_comes_without_the_schema() -> None:
+def test_the_cli_and_the_config_loader_come_without_the_schema() -> None:
     # `sentinel check` reads a file within the loader's limits before paying for pydantic.
     code = (
-        "import sys\nimport sentinel.config.loader\n"
+        "import sys\nimport sentinel.config.loader, sentinel.cli\n"
         "heavy = [m for m in ('pydantic', 'jinja2', 'slack_sdk') if m in sys.modules]\n"
         "assert not heavy, heavy\n"
     )
