@@ -6,6 +6,7 @@ subscriber), SIGCONT it and time until its own counter shows every event. Rounds
 the consumers so that drift in the machine's speed hits them alike; ratios are taken per round.
 
     .venv/bin/python bench/ingest.py [--n 100000] [--rounds 3]
+    .venv/bin/python bench/ingest.py --record     # also sentinel with `record:` on, vs off
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import time
 
 from _common import (
     STARTERS,
+    Consumer,
     Procs,
     Redis,
     Stream,
@@ -26,9 +28,19 @@ from _common import (
     proc_status,
     publish,
     start_redis,
+    start_sentinel,
     stopped,
     wait_until,
 )
+
+
+def start_recording(procs: Procs, r: Redis) -> Consumer:
+    """sentinel with a rolling recording (`record:`), the way `sentinel run` keeps one."""
+    folder = procs.tmp / f"recording-{time.monotonic_ns()}"
+    return start_sentinel(procs, r, extra=f"record:\n  path: {folder}\n  keep: 1h\n")
+
+
+STARTERS = {**STARTERS, "sentinel+record": start_recording}
 
 
 def run_once(procs: Procs, r: Redis, name: str, stream: Stream, warm: Stream) -> dict[str, float]:
@@ -72,8 +84,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=4, help="simulated workers")
     p.add_argument("--batch", type=int, default=8, help="task events per task.multi message")
     p.add_argument("--consumers", default="bare,flower,sentinel", help="comma-separated")
+    p.add_argument(
+        "--record",
+        action="store_true",
+        help="sentinel with and without `record:` only (the recording's ingest overhead)",
+    )
     args = p.parse_args(argv)
     names = [c for c in args.consumers.split(",") if c]
+    if args.record:
+        names = ["sentinel", "sentinel+record"]
     unknown = set(names) - set(STARTERS)
     if unknown:
         p.error(f"unknown consumer(s): {', '.join(sorted(unknown))}")
@@ -104,13 +123,27 @@ def main(argv: list[str] | None = None) -> int:
                 )
 
     print()
-    print(f"{'consumer':<10}{'events/s':>12}{'events/CPU-s':>14}{'peak RSS MiB':>14}")
+    print(f"{'consumer':<16}{'events/s':>12}{'events/CPU-s':>14}{'peak RSS MiB':>14}")
     for name in names:
         rs = results[name]
         print(
-            f"{name:<10}{median([x['rate'] for x in rs]):>12,.0f}"
+            f"{name:<16}{median([x['rate'] for x in rs]):>12,.0f}"
             f"{median([x['per_cpu'] for x in rs]):>14,.0f}"
             f"{mib(max(x['hwm'] for x in rs)):>14}"
+        )
+    if "sentinel+record" in results and "sentinel" in results:
+        pairs = [
+            r["rate"] / s["rate"]
+            for r, s in zip(results["sentinel+record"], results["sentinel"], strict=True)
+        ]
+        cpu_pairs = [
+            r["per_cpu"] / s["per_cpu"]
+            for r, s in zip(results["sentinel+record"], results["sentinel"], strict=True)
+        ]
+        print(
+            f"recording on/off: {median(pairs):.2f}x events/s "
+            f"(rounds {', '.join(f'{x:.2f}' for x in pairs)}); "
+            f"{median(cpu_pairs):.2f}x events per CPU-second"
         )
     if "sentinel" in results:
         for other in ("bare", "flower"):

@@ -36,6 +36,8 @@ from sentinel.notify.route import build as build_route
 from sentinel.notify.sender import Sender
 from sentinel.notify.silence import Silencer
 from sentinel.notify.silence.repo import SqliteSilenceRepo
+from sentinel.record.metrics import RecordingCollector
+from sentinel.record.recorder import Recorder, rolling, tapped
 from sentinel.rules import liveness
 from sentinel.rules.storage_failing import StorageFailingRule
 
@@ -76,7 +78,14 @@ def build_store(config: Config) -> FactStore:
 
 
 class Sentinel:
-    def __init__(self, config: Config, clock: Clock | None = None, *, persist: bool = True):
+    def __init__(
+        self,
+        config: Config,
+        clock: Clock | None = None,
+        *,
+        persist: bool = True,
+        recorder: Recorder | None = None,
+    ):
         self.config = config
         self.clock = clock or SystemClock()
         self.app = celery_app(config)
@@ -84,10 +93,16 @@ class Sentinel:
         self.store.started_at = self.clock.now()
         self.db = Database(config.storage.path, now=self.clock.now) if persist else None
         self.book = AlertBook(SqliteAlertRepo(self.db) if self.db is not None else None)
-        self.events = EventCollector(self.app, self.store, self.clock)
+        # What the collectors write to the store, also to a recording (`record:`; sentinel.record).
+        # Only the daemon keeps the configured one: `eval` (persist=False) records nothing.
+        if recorder is None and config.record is not None and persist:
+            recorder = rolling(config.record, config, self.clock)
+        self.recorder = recorder
+        sink = self.store if recorder is None else tapped(self.store, recorder)
+        self.events = EventCollector(self.app, sink, self.clock)
         self.inspector = InspectCollector(
             self.app,
-            self.store,
+            sink,
             self.clock,
             interval=config.celery.inspect_interval,
             timeout=config.celery.inspect_timeout,
@@ -95,7 +110,7 @@ class Sentinel:
         )
         probe = probe_for(config.celery.broker_url, dict(config.celery.broker_transport_options))
         self.queues = (
-            QueueCollector(probe, self.store, self.clock, config.celery.queues) if probe else None
+            QueueCollector(probe, sink, self.clock, config.celery.queues) if probe else None
         )
         self.silencer = Silencer(SqliteSilenceRepo(self.db) if self.db is not None else None)
         self.inhibitor = Inhibitor(config.inhibit)
@@ -220,6 +235,8 @@ class Sentinel:
         collector over this daemon's components."""
         registry = CollectorRegistry()
         registry.register(SentinelCollector(self))
+        if self.recorder is not None:
+            registry.register(RecordingCollector(self.recorder))
         return registry
 
     def start(self, *, serve: bool = True) -> None:
@@ -228,6 +245,8 @@ class Sentinel:
             self.api.start()
         if self.sender is not None:
             self.sender.start()
+        if self.recorder is not None:
+            self.recorder.start()
         self.events.start()
         scheduler = BackgroundScheduler(
             executors={"default": ThreadPoolExecutor(4)},
@@ -274,7 +293,7 @@ class Sentinel:
         old = self.config
         warnings = []
         fixed = {}
-        for section in ("celery", "storage", "server", "limits"):
+        for section in ("celery", "storage", "server", "limits", "record"):
             if getattr(new, section) != getattr(old, section):
                 warnings.append(f"{section}: changes need a restart; keeping the running values")
                 fixed[section] = getattr(old, section)
@@ -306,6 +325,8 @@ class Sentinel:
             self.scheduler.shutdown(wait=True)
             self.scheduler = None
         self.events.stop()
+        if self.recorder is not None:
+            self.recorder.stop()
         if self.sender is not None:
             self.sender.stop()
         if self.api is not None:

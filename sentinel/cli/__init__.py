@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from sentinel import __version__, logs
 from sentinel.cli import check, demo, notify_test, run, silence
 from sentinel.cli import eval as eval_
+from sentinel.record import commands as record_cli
 
 # One module per command. sentinel.config (pydantic, jinja2) is imported only once a file has
 # been read and parsed within the loader's limits: `check` refuses a hostile file before
@@ -54,6 +55,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     nt.add_argument("channel", help="a channel name from the config's `channels:`")
     silence.add_parser(sub, common)
+    record_cli.add_parsers(sub, common)  # record, replay, test
     demo = sub.add_parser(
         "demo",
         parents=[common],
@@ -76,6 +78,7 @@ COMMANDS = {
     "notify-test": notify_test.cmd_notify_test,
     "demo": demo.cmd_demo,
     "silence": silence.run,
+    **record_cli.COMMANDS,
 }
 
 

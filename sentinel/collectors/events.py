@@ -59,6 +59,9 @@ class EventCollector:
         self._endpoint: tuple[str, int] | None = None  # the broker's TCP address, if it has one
         self._thread: threading.Thread | None = None
         self._log = RateLimitedLog(log, interval=10.0)
+        # A recording tap (sentinel.record) takes the Redis path's message bodies as they
+        # came: cheaper than encoding the decoded events again.
+        self._record_bodies = getattr(store, "apply_event_bodies", None)
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="sentinel-events", daemon=True)
@@ -192,6 +195,8 @@ class EventCollector:
     def _apply_payloads(self, payloads: list[bytes], channel: Any = None) -> None:
         loads = orjson.loads
         batch: list[dict[str, Any]] = []
+        record = self._record_bodies
+        bodies: list[tuple[Any, bool]] = []
         malformed = refused = 0
         for payload in payloads:
             try:
@@ -209,13 +214,18 @@ class EventCollector:
             except Exception:  # any undecodable message is counted, never fatal
                 malformed += 1
                 continue
+            if record is not None:  # the body as it came: the writer thread decodes base64
+                bodies.append((envelope["body"], properties.get("body_encoding") == "base64"))
             malformed += collect_events(decoded, batch)
         if malformed:
             self.store.count_malformed(malformed)
         if refused:
             self._refuse("refused", f"{refused} compressed or non-JSON event message(s)", refused)
         if batch:
-            self.store.apply_events(batch, self.clock.now())
+            if record is not None:
+                record(batch, bodies, self.clock.now())
+            else:
+                self.store.apply_events(batch, self.clock.now())
 
     def _apply_bodies(self, bodies: list[Any]) -> None:
         """Decoded message bodies (an event, or Celery's list of them) to the store."""

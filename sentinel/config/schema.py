@@ -12,6 +12,7 @@ from functools import cache
 from typing import TYPE_CHECKING, Annotated, Any, Union
 
 from pydantic import (
+    BeforeValidator,
     Field,
     SecretStr,
     ValidationError,
@@ -43,6 +44,7 @@ from sentinel.fields import (
     Wait,
 )
 from sentinel.model import Severity
+from sentinel.record.size import parse_size
 from sentinel.rules import RULE_SCHEMAS, RULES, schemas
 from sentinel.rules.base import RuleBase
 from sentinel.units import brief
@@ -119,6 +121,14 @@ class ServerConfig(Strict):
     def host_port(self) -> tuple[str, int]:
         host, _, port = self.listen.rpartition(":")
         return host.strip("[]") or "0.0.0.0", int(port)
+
+
+class RecordConfig(Strict):
+    """A rolling recording kept by `sentinel run` (segments in a folder, see sentinel.record)."""
+
+    path: str  # a folder: one segment file per hour at most
+    keep: PositiveWait = 86_400.0
+    max_size: Annotated[int, BeforeValidator(parse_size), Field(le=1 << 40)] = 1 << 30
 
 
 class LimitsConfig(Strict):
@@ -233,6 +243,7 @@ class Config(Strict):
     storage: StorageConfig = Field(default_factory=StorageConfig)
     server: ServerConfig = Field(default_factory=ServerConfig)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
+    record: RecordConfig | None = None
     defaults: Defaults = Field(default_factory=Defaults)
     rules: tuple[RuleSpec, ...] = ()
     route: Route | None = None
