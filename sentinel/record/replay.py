@@ -181,7 +181,7 @@ class Replay:
             name: PageRecorder(name, self.clock, self.result.pages) for name in config.channels
         }
         self.sentinel.on_transitions.append(self._changes)
-        self.kinds = {rule.name: rule.kind for rule in config.rules}
+        self.kinds: dict[str, str] = {r.name: getattr(r, "kind", "") for r in config.rules}
         self.on_step = on_step
         # Records before this are facts only: no evaluation (the warm-up before --from).
         self.evaluate_from = start if evaluate_from is None else evaluate_from
