@@ -694,18 +694,8 @@ class FactStore:
     ) -> tuple[float | None, int]:
         """(value at quantile q, observations) over the window: what window_sketch(...)
         .quantile(q) and .count give, without merging the bucket sketches into one."""
-        cache = self._tick_cache
-        if cache is None:
-            view = WindowSketch(series.ring, measure, window, now)
-            return view.quantile(q), view.count
-        # The answer is kept, not the sorted bins: a tick over 10,000 series would otherwise
-        # hold every window's bins at once.
-        key = (series, measure, window, now, q)
-        answer = cache.get(key)
-        if answer is None:
-            view = WindowSketch(series.ring, measure, window, now)
-            answer = cache[key] = (view.quantile(q), view.count)
-        return answer  # type: ignore[no-any-return]
+        # The ring keeps the answer, and the window's merged bins to update it (windows.py).
+        return series.ring.quantile(measure, window, now, q)
 
     def window_sketch(self, series: TaskSeries, measure: int, window: float, now: float) -> Sketch:
         """The merged latency sketch over the window; may be shared: never add to it."""

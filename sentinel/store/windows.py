@@ -11,6 +11,13 @@ unsigned 64-bit int, (sketch key + KEY_BIAS) << 32 | count, kept sorted within i
 sorting a window's bins is a sort of plain ints, and the bins are exactly those a
 sketch.Sketch of the bucket's observations would hold (same keys, same folding past MAX_BINS).
 Observations only ever land in the newest bucket, which is always the tail of each array.
+
+Window answers are incremental. Every bucket but the newest is frozen, so each (window) keeps
+the counter sums, and each (measure, window) the merged bins (one packed int per distinct key,
+sorted: a DDSketch's bins are subtractable), of the window's frozen buckets; a query adds or
+subtracts only the buckets that entered or left the window since the last one, then adds the
+newest bucket. The last answer is also kept with the ring's write version and the time the
+window's oldest bucket leaves it, so a series nothing happened to is answered with a lookup.
 """
 
 from __future__ import annotations
@@ -18,9 +25,9 @@ from __future__ import annotations
 import math
 from array import array
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
-from sentinel.store.sketch import Sketch
+from sentinel.store.sketch import GAMMA, MAX_BINS, Sketch
 
 # Counter slots in a bucket, in Celery's event order.
 SENT, RECEIVED, STARTED, SUCCEEDED, FAILED, RETRIED, REVOKED, REJECTED = range(8)
@@ -41,6 +48,12 @@ TAIL_BIN_BYTES = 64
 _ZERO_COUNTS = array("I", [0] * NC)
 _ZERO_MEASURES = array("I", [0] * NM)
 _ZERO_MAXES = array("d", [0.0] * NM)
+# What one kept window answer costs beyond its packed bins (the entry's list, its numbers, the
+# dict slot), for budgeting.
+MEMO_BYTES = 200
+# False makes every query a re-sum of the window's buckets, as before the answers were kept:
+# the benchmarks' same-run baseline, and the reference the tests compare against.
+INCREMENTAL = True
 
 
 def encode(key: int, n: int) -> int:
@@ -56,12 +69,14 @@ class Ring:
         "bins",
         "counters",
         "maxes",
+        "memo",
         "newest",
         "observed",
         "offsets",
         "retention",
         "starts",
         "tail",
+        "version",
         "width",
         "zeros",
     )
@@ -81,12 +96,19 @@ class Ring:
         # dict is ~4x cheaper than inserting into a sorted array): sealed into the arrays
         # when the next bucket opens or trim() finds the bucket finished.
         self.tail: list[Sketch | None] | None = None
+        # Bumped by every write (slot() precedes each one): a kept answer with the same version
+        # saw the same data.
+        self.version = 0
+        # Kept window state, see the module doc: ("c", window) -> _CountsMemo,
+        # ("q", measure, window) -> _BinsMemo, ("a", measure, window, q) -> a kept answer.
+        self.memo: dict[tuple[object, ...], list[object]] = {}
 
     # -- writing --------------------------------------------------------------------------
 
     def slot(self, now: float) -> int:
         """Index of the newest bucket's counters (start one for `now` if needed): the counter
         for event slot k is counters[slot(now) + k]."""
+        self.version += 1
         start = now - (now % self.width)
         if start <= self.newest:  # the newest bucket, or the clock stepped back: count there
             return len(self.counters) - NC
@@ -115,6 +137,7 @@ class Ring:
             return
         offsets = self.offsets
         if k >= len(self.starts):
+            self.memo.clear()  # a bucket with a kept start may come back with other data
             self.tail = None
             self.newest = -math.inf
             del self.starts[:], self.counters[:], self.observed[:], self.zeros[:]
@@ -202,6 +225,148 @@ class Ring:
         return lo, hi
 
     def counts(self, window: float, now: float) -> list[int]:
+        """Counters over the window; the list may be shared: read it, never change it."""
+        starts = self.starts
+        if not INCREMENTAL or not starts or starts[-1] > now:
+            return self._counts_full(window, now)
+        key = ("c", window)
+        m = self.memo.get(key)
+        if m is not None and m[0] == self.version and m[1] <= now < m[2]:  # type: ignore[operator]
+            return m[6]  # type: ignore[return-value]
+        lo, hi = self._span(window, now)
+        if hi <= lo:
+            answer = [0] * NC
+            self.memo[key] = [self.version, now, math.inf, math.nan, math.nan, answer, answer]
+            return answer
+        last = hi - 1
+        base: list[int] | None = None
+        if m is not None:
+            i0, e = self._index(m[3]), self._index(m[4])  # type: ignore[arg-type]
+            if i0 is not None and e is not None and i0 <= lo <= e:
+                base = m[5]  # type: ignore[assignment]
+                if lo > i0:  # buckets that left the window
+                    gone = self._sum_counters(i0, lo)
+                    base = [x - y for x, y in zip(base, gone, strict=True)]  # type: ignore[arg-type]
+                if last > e:  # buckets frozen since (the newest at the time among them)
+                    new = self._sum_counters(e, last)
+                    base = [x + y for x, y in zip(base, new, strict=True)]  # type: ignore[arg-type]
+        if base is None:
+            base = self._sum_counters(lo, last)
+        c = last * NC
+        answer = [x + y for x, y in zip(base, self.counters[c : c + NC], strict=True)]
+        until = starts[lo] + self.width + window  # when the window's oldest bucket leaves it
+        self.memo[key] = [self.version, now, until, starts[lo], starts[last], base, answer]
+        return answer
+
+    def _index(self, start: float) -> int | None:
+        """Index of the bucket that starts at `start`, or None if it is no longer here."""
+        i = bisect_left(self.starts, start)
+        return i if i < len(self.starts) and self.starts[i] == start else None
+
+    def _sum_counters(self, a: int, b: int) -> list[int]:
+        """Per slot, the sum of buckets [a, b)."""
+        if b <= a:
+            return [0] * NC
+        part = self.counters[a * NC : b * NC]
+        return [sum(part[k::NC]) for k in range(NC)]
+
+    def quantile(
+        self, measure: int, window: float, now: float, q: float
+    ) -> tuple[float | None, int]:
+        """(value at quantile q, observations) of one measure over the window: the answer
+        Sketch.merged(bucket_sketches(...)).quantile(q) gives, read from the kept bins."""
+        starts = self.starts
+        if not INCREMENTAL or not starts or starts[-1] > now:
+            return self._quantile_full(measure, window, now, q)
+        akey = ("a", measure, window, q)
+        kept = self.memo.get(akey)
+        if kept is not None and kept[0] == self.version and kept[1] <= now < kept[2]:  # type: ignore[operator]
+            return kept[3]  # type: ignore[return-value]
+        lo, hi = self._span(window, now)
+        if hi <= lo:
+            answer: tuple[float | None, int] = (None, 0)
+            self.memo[akey] = [self.version, now, math.inf, answer]
+            return answer
+        last = hi - 1
+        state = self._frozen_bins(measure, window, lo, last)
+        if state is None:
+            answer = self._quantile_full(measure, window, now, q)
+        else:
+            work, count, zeros = state
+            # The newest bucket, read live: its sealed bins and the open sketch.
+            i = last * NM + measure
+            bins = self.bins[measure]
+            newest = bins[self.offsets[i] :]
+            count += self.observed[i]
+            zeros += self.zeros[i]
+            top = max(self.maxes[lo * NM + measure : hi * NM : NM])
+            if self.tail is not None and (sketch := self.tail[measure]) is not None:
+                count += sketch.count
+                zeros += sketch.zeros
+                top = max(top, sketch.max)
+                newest.extend([encode(k, n) for k, n in sketch.bins.items()])
+            if newest:
+                work = work[:]  # the kept bins hold frozen buckets only
+                if _merge(work, newest, 1) is None:
+                    work = None  # type: ignore[assignment]
+            if work is None or len(work) > MAX_BINS:  # a merge would fold: let it decide
+                answer = self._quantile_full(measure, window, now, q)
+            else:
+                answer = (_quantile(work, count, zeros, top, q), count)
+        until = starts[lo] + self.width + window
+        self.memo[akey] = [self.version, now, until, answer]
+        return answer
+
+    def _frozen_bins(
+        self, measure: int, window: float, lo: int, last: int
+    ) -> tuple[array[int], int, int] | None:
+        """The merged bins, observations and zeros of buckets [lo, last), kept up to date by
+        adding the buckets frozen and subtracting those gone since the last query; None when a
+        bin's window count would not fit its 32 bits."""
+        key = ("q", measure, window)
+        m = self.memo.get(key)
+        bins = self.bins[measure]
+        offsets = self.offsets
+        if m is not None:
+            i0, e = self._index(m[0]), self._index(m[1])  # type: ignore[arg-type]
+            if i0 is not None and e is not None and i0 <= lo <= e:
+                work: array[int] = m[2]  # type: ignore[assignment]
+                count: int = m[3]  # type: ignore[assignment]
+                zeros: int = m[4]  # type: ignore[assignment]
+                ok = True
+                if lo > i0:
+                    a, b = offsets[i0 * NM + measure], offsets[lo * NM + measure]
+                    ok = _merge(work, bins[a:b], -1) is not None
+                    count -= sum(self.observed[i0 * NM + measure : lo * NM : NM])
+                    zeros -= sum(self.zeros[i0 * NM + measure : lo * NM : NM])
+                if ok and last > e:
+                    a, b = offsets[e * NM + measure], offsets[last * NM + measure]
+                    ok = _merge(work, bins[a:b], 1) is not None
+                    count += sum(self.observed[e * NM + measure : last * NM : NM])
+                    zeros += sum(self.zeros[e * NM + measure : last * NM : NM])
+                if ok:
+                    m[0], m[1], m[3], m[4] = self.starts[lo], self.starts[last], count, zeros
+                    return work, count, zeros
+        a, b = offsets[lo * NM + measure], offsets[last * NM + measure]
+        work = array("Q")
+        if _merge(work, bins[a:b], 1) is None:
+            self.memo.pop(key, None)
+            return None
+        count = sum(self.observed[lo * NM + measure : last * NM : NM])
+        zeros = sum(self.zeros[lo * NM + measure : last * NM : NM])
+        self.memo[key] = [self.starts[lo], self.starts[last], work, count, zeros]
+        return work, count, zeros
+
+    def _quantile_full(
+        self, measure: int, window: float, now: float, q: float
+    ) -> tuple[float | None, int]:
+        """The same answer from every bucket of the window, sorted afresh (no kept state)."""
+        bins, count, zeros, top = self.window_bins(measure, window, now)
+        if len(bins) > MAX_BINS:
+            return Sketch.merged(self.bucket_sketches(measure, window, now)).quantile(q), count
+        return _quantile(sorted(bins), count, zeros, top, q), count
+
+    def _counts_full(self, window: float, now: float) -> list[int]:
         lo, hi = self._span(window, now)
         if hi - lo <= 1:
             return self.counters[lo * NC : lo * NC + NC].tolist() if hi > lo else [0] * NC
@@ -268,15 +433,20 @@ class Ring:
             self._seal()
 
     def nbytes(self) -> int:
-        """Roughly what the ring's data costs (sealed buckets exactly, the open one estimated)."""
+        """Roughly what the ring's data costs (sealed buckets exactly, the open one and the kept
+        window answers estimated)."""
         n = len(self.starts) * BUCKET_BYTES + 8 * sum(len(b) for b in self.bins)
         if self.tail is not None:
             n += sum(TAIL_BIN_BYTES * len(s.bins) + 80 for s in self.tail if s is not None)
+        for key, m in self.memo.items():
+            n += MEMO_BYTES + (8 * len(m[2]) if key[0] == "q" else 0)  # type: ignore[arg-type]
         return n
 
     def drop_until(self, cutoff: float) -> int:
         """Forget the buckets that start at or before cutoff; how many were dropped."""
         k = bisect_right(self.starts, cutoff)
+        if k:
+            self.memo.clear()  # over budget: the kept bins go too, and are rebuilt when asked
         self._drop(k)
         return k
 
@@ -293,6 +463,53 @@ class Ring:
 
     def __len__(self) -> int:
         return len(self.starts)
+
+
+def _merge(into: array[int], packed: Sequence[int], sign: int) -> array[int] | None:
+    """Add (sign 1) or subtract (sign -1) packed bins into a sorted array of packed bins with
+    one entry per key; None (the array then unusable) if a count would not fit 32 bits."""
+    for bin_ in packed:
+        n = bin_ & COUNT_MASK
+        edge = bin_ - n  # the key alone: sorts before every bin with that key
+        j = bisect_left(into, edge)
+        if j < len(into) and into[j] - edge <= COUNT_MASK:  # the key is there
+            if sign > 0:
+                if (into[j] & COUNT_MASK) + n > COUNT_MASK:
+                    return None
+                into[j] += n
+            elif into[j] - edge == n:
+                del into[j]
+            else:
+                into[j] -= n
+        elif sign > 0:
+            into.insert(j, bin_)
+        else:
+            return None  # subtracting a bin that is not there: the kept state is wrong
+    return into
+
+
+def _quantile(work: Sequence[int], count: int, zeros: int, top: float, q: float) -> float | None:
+    """Sketch.quantile over sorted packed bins (a key may repeat), walked from the top: high
+    quantiles are what rules ask."""
+    if count == 0:
+        return None
+    rank = q * (count - 1)
+    if rank < zeros:
+        return 0.0
+    # The smallest key whose cumulative count exceeds rank: the cumulative count at a key is
+    # everything minus what lies strictly above it.
+    best = last = None
+    above = 0
+    for bin_ in reversed(work):
+        key = bin_ >> 32
+        if key != last:
+            if count - above <= rank:
+                break
+            best = last = key
+        above += bin_ & COUNT_MASK
+    if best is None:
+        return top
+    return min(2.0 * GAMMA ** (best - KEY_BIAS) / (GAMMA + 1.0), top)
 
 
 class Bucket:
@@ -324,6 +541,8 @@ class _Counts:
 
     def __setitem__(self, slot: int, value: int) -> None:
         self.ring.counters[self._base() + slot] = value
+        self.ring.memo.clear()  # any bucket may change here, not only the newest
+        self.ring.version += 1
 
     def __len__(self) -> int:
         return NC
