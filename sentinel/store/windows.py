@@ -145,6 +145,8 @@ class Ring:
             for b in self.bins:
                 del b[:]
             return
+        if self.memo:
+            self._expire(k)
         del self.starts[:k]
         del self.counters[: k * NC]
         del self.observed[: k * NM]
@@ -156,6 +158,35 @@ class Ring:
             if cut[m]:
                 del self.bins[m][: cut[m]]
                 offsets[m::NM] = array("I", [o - cut[m] for o in offsets[m::NM]])
+
+    def _expire(self, k: int) -> None:
+        """Before the k oldest buckets go, take them out of the kept window state that still
+        holds them (a window as long as the retention loses its oldest bucket this way)."""
+        starts = self.starts
+        for key, m in list(self.memo.items()):
+            kind = key[0]
+            if kind == "a":
+                continue
+            lo_at, edge_at = (m[3], m[4]) if kind == "c" else (m[0], m[1])
+            if lo_at > starts[k - 1]:  # type: ignore[operator]
+                continue  # holds none of them
+            i0, e = self._index(lo_at), self._index(edge_at)  # type: ignore[arg-type]
+            if i0 is None or e is None or k > e:
+                del self.memo[key]
+                continue
+            if kind == "c":
+                gone = self._sum_counters(i0, k)
+                m[5] = [x - y for x, y in zip(m[5], gone, strict=True)]  # type: ignore[call-overload]
+                m[3] = starts[k]
+            else:
+                measure: int = key[1]  # type: ignore[assignment]
+                a, b = self.offsets[i0 * NM + measure], self.offsets[k * NM + measure]
+                if _merge(m[2], self.bins[measure][a:b], -1) is None:  # type: ignore[arg-type]
+                    del self.memo[key]
+                    continue
+                m[3] -= sum(self.observed[i0 * NM + measure : k * NM : NM])  # type: ignore[operator]
+                m[4] -= sum(self.zeros[i0 * NM + measure : k * NM : NM])  # type: ignore[operator]
+                m[0] = starts[k]
 
     def observe(self, measure: int, value: float, now: float) -> None:
         """Add one latency observation to the bucket for `now`."""
