@@ -282,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--series", type=int, default=10_000, help="task names in the store")
     p.add_argument("--rules", type=int, default=100)
     p.add_argument("--workers", type=int, default=200)
-    p.add_argument("--ticks", type=int, default=30, help="timed ticks per case and mode")
+    p.add_argument("--ticks", type=int, default=20, help="timed ticks per case and mode")
     p.add_argument("--per-bucket", type=int, default=2, help="latency samples per bucket")
     p.add_argument("--cases", default="worst,5%", help="comma-separated: worst, 5%%")
     p.add_argument("--profile", action="store_true", help="cProfile one incremental worst case")

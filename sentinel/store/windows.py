@@ -12,12 +12,13 @@ sorting a window's bins is a sort of plain ints, and the bins are exactly those 
 sketch.Sketch of the bucket's observations would hold (same keys, same folding past MAX_BINS).
 Observations only ever land in the newest bucket, which is always the tail of each array.
 
-Window answers are incremental. Every bucket but the newest is frozen, so each (window) keeps
-the counter sums, and each (measure, window) the merged bins (one packed int per distinct key,
-sorted: a DDSketch's bins are subtractable), of the window's frozen buckets; a query adds or
-subtracts only the buckets that entered or left the window since the last one, then adds the
-newest bucket. The last answer is also kept with the ring's write version and the time the
+Window answers are kept. Each answer is kept with the ring's write version and the time the
 window's oldest bucket leaves it, so a series nothing happened to is answered with a lookup.
+Every bucket but the newest is frozen, so a (measure, window) with many bins keeps the merged
+bins of its frozen buckets (one packed int per distinct key, sorted: a DDSketch's bins are
+subtractable) and a query adds or subtracts only the buckets that entered or left the window
+since the last one, then reads the newest bucket live. Counters and small windows are re-summed
+when they changed: in C that is cheaper than any Python-level update (bench/README.md).
 """
 
 from __future__ import annotations
@@ -54,6 +55,10 @@ MEMO_BYTES = 200
 # False makes every query a re-sum of the window's buckets, as before the answers were kept:
 # the benchmarks' same-run baseline, and the reference the tests compare against.
 INCREMENTAL = True
+# From this many packed bins in a window's frozen buckets, its merged bins are kept and updated
+# (below it a C sort of the window's bins is cheaper than Python-level updates: measured with
+# 2 vs 20 observations per bucket in bench/README.md).
+KEEP_BINS = 256
 
 
 def encode(key: int, n: int) -> int:
@@ -164,29 +169,23 @@ class Ring:
         holds them (a window as long as the retention loses its oldest bucket this way)."""
         starts = self.starts
         for key, m in list(self.memo.items()):
-            kind = key[0]
-            if kind == "a":
-                continue
-            lo_at, edge_at = (m[3], m[4]) if kind == "c" else (m[0], m[1])
+            if key[0] != "q":
+                continue  # kept answers carry their own validity
+            lo_at, edge_at = m[0], m[1]
             if lo_at > starts[k - 1]:  # type: ignore[operator]
                 continue  # holds none of them
             i0, e = self._index(lo_at), self._index(edge_at)  # type: ignore[arg-type]
             if i0 is None or e is None or k > e:
                 del self.memo[key]
                 continue
-            if kind == "c":
-                gone = self._sum_counters(i0, k)
-                m[5] = [x - y for x, y in zip(m[5], gone, strict=True)]  # type: ignore[call-overload]
-                m[3] = starts[k]
-            else:
-                measure: int = key[1]  # type: ignore[assignment]
-                a, b = self.offsets[i0 * NM + measure], self.offsets[k * NM + measure]
-                if _merge(m[2], self.bins[measure][a:b], -1) is None:  # type: ignore[arg-type]
-                    del self.memo[key]
-                    continue
-                m[3] -= sum(self.observed[i0 * NM + measure : k * NM : NM])  # type: ignore[operator]
-                m[4] -= sum(self.zeros[i0 * NM + measure : k * NM : NM])  # type: ignore[operator]
-                m[0] = starts[k]
+            measure: int = key[1]  # type: ignore[assignment]
+            a, b = self.offsets[i0 * NM + measure], self.offsets[k * NM + measure]
+            if _merge(m[2], self.bins[measure][a:b], -1) is None:  # type: ignore[arg-type]
+                del self.memo[key]
+                continue
+            m[3] -= sum(self.observed[i0 * NM + measure : k * NM : NM])  # type: ignore[operator]
+            m[4] -= sum(self.zeros[i0 * NM + measure : k * NM : NM])  # type: ignore[operator]
+            m[0] = starts[k]
 
     def observe(self, measure: int, value: float, now: float) -> None:
         """Add one latency observation to the bucket for `now`."""
@@ -263,43 +262,19 @@ class Ring:
         key = ("c", window)
         m = self.memo.get(key)
         if m is not None and m[0] == self.version and m[1] <= now < m[2]:  # type: ignore[operator]
-            return m[6]  # type: ignore[return-value]
+            return m[3]  # type: ignore[return-value]
+        # A changed series is re-summed: 8 strided sums over at most 61 buckets run in C, and
+        # measured cheaper than keeping running sums up to date in Python (bench/README.md).
         lo, hi = self._span(window, now)
-        if hi <= lo:
-            answer = [0] * NC
-            self.memo[key] = [self.version, now, math.inf, math.nan, math.nan, answer, answer]
-            return answer
-        last = hi - 1
-        base: list[int] | None = None
-        if m is not None:
-            i0, e = self._index(m[3]), self._index(m[4])  # type: ignore[arg-type]
-            if i0 is not None and e is not None and i0 <= lo <= e:
-                base = m[5]  # type: ignore[assignment]
-                if lo > i0:  # buckets that left the window
-                    gone = self._sum_counters(i0, lo)
-                    base = [x - y for x, y in zip(base, gone, strict=True)]  # type: ignore[arg-type]
-                if last > e:  # buckets frozen since (the newest at the time among them)
-                    new = self._sum_counters(e, last)
-                    base = [x + y for x, y in zip(base, new, strict=True)]  # type: ignore[arg-type]
-        if base is None:
-            base = self._sum_counters(lo, last)
-        c = last * NC
-        answer = [x + y for x, y in zip(base, self.counters[c : c + NC], strict=True)]
-        until = starts[lo] + self.width + window  # when the window's oldest bucket leaves it
-        self.memo[key] = [self.version, now, until, starts[lo], starts[last], base, answer]
+        answer = self._counts_full(window, now, (lo, hi))
+        until = starts[lo] + self.width + window if hi > lo else math.inf
+        self.memo[key] = [self.version, now, until, answer]
         return answer
 
     def _index(self, start: float) -> int | None:
         """Index of the bucket that starts at `start`, or None if it is no longer here."""
         i = bisect_left(self.starts, start)
         return i if i < len(self.starts) and self.starts[i] == start else None
-
-    def _sum_counters(self, a: int, b: int) -> list[int]:
-        """Per slot, the sum of buckets [a, b)."""
-        if b <= a:
-            return [0] * NC
-        part = self.counters[a * NC : b * NC]
-        return [sum(part[k::NC]) for k in range(NC)]
 
     def quantile(
         self, measure: int, window: float, now: float, q: float
@@ -319,9 +294,18 @@ class Ring:
             self.memo[akey] = [self.version, now, math.inf, answer]
             return answer
         last = hi - 1
-        state = self._frozen_bins(measure, window, lo, last)
+        qkey = ("q", measure, window)
+        frozen = self.offsets[last * NM + measure] - self.offsets[lo * NM + measure]
+        state = None
+        if frozen < KEEP_BINS:
+            # Few bins: sorting them afresh (in C) is cheaper than updating merged bins in
+            # Python, and keeps no copy of them.
+            if self.memo:
+                self.memo.pop(qkey, None)
+        else:
+            state = self._frozen_bins(measure, window, lo, last)
         if state is None:
-            answer = self._quantile_full(measure, window, now, q)
+            answer = self._quantile_full(measure, window, now, q, (lo, hi))
         else:
             work, count, zeros = state
             # The newest bucket, read live: its sealed bins and the open sketch.
@@ -389,26 +373,28 @@ class Ring:
         return work, count, zeros
 
     def _quantile_full(
-        self, measure: int, window: float, now: float, q: float
+        self, measure: int, window: float, now: float, q: float, span: tuple[int, int] | None = None
     ) -> tuple[float | None, int]:
         """The same answer from every bucket of the window, sorted afresh (no kept state)."""
-        bins, count, zeros, top = self.window_bins(measure, window, now)
+        bins, count, zeros, top = self.window_bins(measure, window, now, span)
         if len(bins) > MAX_BINS:
             return Sketch.merged(self.bucket_sketches(measure, window, now)).quantile(q), count
         return _quantile(sorted(bins), count, zeros, top, q), count
 
-    def _counts_full(self, window: float, now: float) -> list[int]:
-        lo, hi = self._span(window, now)
+    def _counts_full(
+        self, window: float, now: float, span: tuple[int, int] | None = None
+    ) -> list[int]:
+        lo, hi = span or self._span(window, now)
         if hi - lo <= 1:
             return self.counters[lo * NC : lo * NC + NC].tolist() if hi > lo else [0] * NC
         part = self.counters[lo * NC : hi * NC]
         return [sum(part[k::NC]) for k in range(NC)]
 
     def window_bins(
-        self, measure: int, window: float, now: float
+        self, measure: int, window: float, now: float, span: tuple[int, int] | None = None
     ) -> tuple[array[int], int, int, float]:
         """(the window's bins for the measure, bucket by bucket; observations, zeros, max)."""
-        lo, hi = self._span(window, now)
+        lo, hi = span or self._span(window, now)
         if hi <= lo:
             return array("Q"), 0, 0, 0.0
         bins = self.bins[measure]

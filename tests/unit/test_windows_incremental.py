@@ -29,8 +29,12 @@ def full(ring: Ring, fn: str, *args: float) -> object:
         windows.INCREMENTAL = True
 
 
+@pytest.mark.parametrize("keep_bins", [0, 40, windows.KEEP_BINS])  # 0: always kept bins
 @pytest.mark.parametrize("seed", range(6))
-def test_incremental_answers_are_the_full_ones(seed: int) -> None:
+def test_incremental_answers_are_the_full_ones(
+    seed: int, keep_bins: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(windows, "KEEP_BINS", keep_bins)
     rng = random.Random(seed)
     ring = Ring(10.0, 600.0)
     now = T0
@@ -58,7 +62,11 @@ def test_incremental_answers_are_the_full_ones(seed: int) -> None:
                     assert got == (merged.quantile(q), merged.count)
 
 
-def test_quantiles_within_the_sketch_error_of_exact_ones() -> None:
+@pytest.mark.parametrize("keep_bins", [0, windows.KEEP_BINS])
+def test_quantiles_within_the_sketch_error_of_exact_ones(
+    keep_bins: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(windows, "KEEP_BINS", keep_bins)
     rng = random.Random(17)
     ring = Ring(10.0, 600.0)
     seen: list[tuple[float, float]] = []  # (time, value)
@@ -100,7 +108,10 @@ def test_an_unchanged_series_is_answered_from_what_was_kept() -> None:
     assert ring.quantile(RUNTIME, 600.0, now + 15.0, 0.99) != first
 
 
-def test_kept_state_is_accounted_and_freed_by_the_budget_drop() -> None:
+def test_kept_state_is_accounted_and_freed_by_the_budget_drop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(windows, "KEEP_BINS", 0)
     ring = Ring(10.0, 600.0)
     for i in range(60):
         for j in range(20):
