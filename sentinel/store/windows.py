@@ -50,7 +50,7 @@ TAIL_BIN_BYTES = 64
 _ZERO_COUNTS = array("I", [0] * NC)
 _ZERO_MEASURES = array("I", [0] * NM)
 _ZERO_MAXES = array("d", [0.0] * NM)
-# What one kept window answer costs beyond its packed bins (the entry's list, its numbers, the
+# What one kept window entry costs beyond its packed bins (the tuple or list, its numbers, the
 # dict slot), for budgeting.
 MEMO_BYTES = 200
 # False makes every query a re-sum of the window's buckets, as before the answers were kept:
@@ -105,8 +105,10 @@ class Ring:
         # Bumped by every write (slot() precedes each one): a kept answer with the same version
         # saw the same data.
         self.version = 0
-        # Kept window state, see the module doc: ("c", window) -> _CountsMemo,
-        # ("q", measure, window) -> _BinsMemo, ("a", measure, window, q) -> a kept answer.
+        # Kept window state, see the module doc: ("c", window) and ("a", measure, window, q)
+        # -> (version, now, start of the window's oldest bucket, answer); ("q", measure,
+        # window) -> [oldest start, newest start, merged bins, observations, zeros] of the
+        # window's frozen buckets.
         self.memo: dict[tuple[Any, ...], Any] = {}
 
     # -- writing --------------------------------------------------------------------------
@@ -262,16 +264,23 @@ class Ring:
             return self._counts_full(window, now)
         key = ("c", window)
         m = self.memo.get(key)
-        if m is not None and m[0] == self.version and m[1] <= now < m[2]:
+        # Still valid while nothing was written and the oldest bucket is still in the window
+        # (the same test as _span's, so the two never disagree at the edge).
+        if (
+            m is not None
+            and m[0] == self.version
+            and m[1] <= now
+            and m[2] + self.width > now - window
+        ):
             return m[3]
         # A changed series is re-summed: 8 strided sums over at most 61 buckets run in C, and
         # measured cheaper than keeping running sums up to date in Python (bench/README.md).
         lo, hi = self._span(window, now)
         answer = self._counts_full(window, now, (lo, hi))
-        until = starts[lo] + self.width + window if hi > lo else math.inf
+        oldest = starts[lo] if hi > lo else math.inf
         # A tuple of atomic values: the cyclic GC stops tracking it, so 10,000 series' kept
         # answers add nothing to its full collections.
-        self.memo[key] = (self.version, now, until, answer)
+        self.memo[key] = (self.version, now, oldest, answer)
         return answer
 
     def _index(self, start: float) -> int | None:
@@ -289,7 +298,12 @@ class Ring:
             return self._quantile_full(measure, window, now, q)
         akey = ("a", measure, window, q)
         kept = self.memo.get(akey)
-        if kept is not None and kept[0] == self.version and kept[1] <= now < kept[2]:
+        if (
+            kept is not None
+            and kept[0] == self.version
+            and kept[1] <= now
+            and kept[2] + self.width > now - window
+        ):
             return kept[3]
         lo, hi = self._span(window, now)
         if hi <= lo:
@@ -330,8 +344,7 @@ class Ring:
                 answer = self._quantile_full(measure, window, now, q, (lo, hi))
             else:
                 answer = (_quantile(merged, count, zeros, top, q), count)
-        until = starts[lo] + self.width + window
-        self.memo[akey] = (self.version, now, until, answer)
+        self.memo[akey] = (self.version, now, starts[lo], answer)
         return answer
 
     def _frozen_bins(
