@@ -19,7 +19,9 @@ pytestmark = pytest.mark.integration
 
 
 def _survivors() -> list[str]:
-    """Processes started by a benchmark (they carry its marker) that are still running."""
+    """Processes started by a benchmark that has ended (they carry its marker, the benchmark's
+    temporary directory, which it removes when it ends) and are still running. A benchmark
+    still running (another session's, on a shared machine) still has its directory."""
     found = []
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
@@ -28,8 +30,11 @@ def _survivors() -> list[str]:
             environ = (proc / "environ").read_bytes()
         except OSError:
             continue
-        if b"SENTINEL_BENCH_OWNER=" in environ:
-            found.append(f"{proc.name}: {(proc / 'cmdline').read_bytes()!r}")
+        for var in environ.split(b"\0"):
+            if var.startswith(b"SENTINEL_BENCH_OWNER="):
+                owner = Path(var.partition(b"=")[2].decode(errors="replace"))
+                if not owner.exists():
+                    found.append(f"{proc.name}: {(proc / 'cmdline').read_bytes()!r}")
     return found
 
 
