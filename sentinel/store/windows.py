@@ -74,6 +74,7 @@ class Ring:
     __slots__ = (
         "bins",
         "counters",
+        "kept",
         "maxes",
         "memo",
         "newest",
@@ -105,11 +106,13 @@ class Ring:
         # Bumped by every write (slot() precedes each one): a kept answer with the same version
         # saw the same data.
         self.version = 0
-        # Kept window state, see the module doc: ("c", window) and ("a", measure, window, q)
-        # -> (version, now, start of the window's oldest bucket, answer); ("q", measure,
-        # window) -> [oldest start, newest start, merged bins, observations, zeros] of the
-        # window's frozen buckets.
+        # Kept window answers, see the module doc: ("c", window) and ("a", measure, window,
+        # q) -> (version, now, start of the window's oldest bucket, answer).
         self.memo: dict[tuple[Any, ...], Any] = {}
+        # Kept merged bins of windows with many: (measure, window) -> [oldest start, newest
+        # start, merged bins, observations, zeros] of the window's frozen buckets. Apart from
+        # the answers so that expiry and budgeting visit only these (few series have them).
+        self.kept: dict[tuple[int, float], list[Any]] = {}
 
     # -- writing --------------------------------------------------------------------------
 
@@ -146,6 +149,7 @@ class Ring:
         offsets = self.offsets
         if k >= len(self.starts):
             self.memo.clear()  # a bucket with a kept start may come back with other data
+            self.kept.clear()
             self.tail = None
             self.newest = -math.inf
             del self.starts[:], self.counters[:], self.observed[:], self.zeros[:]
@@ -153,7 +157,7 @@ class Ring:
             for b in self.bins:
                 del b[:]
             return
-        if self.memo:
+        if self.kept:
             self._expire(k)
         del self.starts[:k]
         del self.counters[: k * NC]
@@ -171,20 +175,18 @@ class Ring:
         """Before the k oldest buckets go, take them out of the kept window state that still
         holds them (a window as long as the retention loses its oldest bucket this way)."""
         starts = self.starts
-        for key, m in list(self.memo.items()):
-            if key[0] != "q":
-                continue  # kept answers carry their own validity
+        for key, m in list(self.kept.items()):
             lo_at, edge_at = m[0], m[1]
             if lo_at > starts[k - 1]:
                 continue  # holds none of them
             i0, e = self._index(lo_at), self._index(edge_at)
             if i0 is None or e is None or k > e:
-                del self.memo[key]
+                del self.kept[key]
                 continue
-            measure: int = key[1]
+            measure = key[0]
             a, b = self.offsets[i0 * NM + measure], self.offsets[k * NM + measure]
             if _merge(m[2], self.bins[measure][a:b], -1) is None:
-                del self.memo[key]
+                del self.kept[key]
                 continue
             m[3] -= sum(self.observed[i0 * NM + measure : k * NM : NM])
             m[4] -= sum(self.zeros[i0 * NM + measure : k * NM : NM])
@@ -311,14 +313,13 @@ class Ring:
             self.memo[akey] = (self.version, now, math.inf, answer)
             return answer
         last = hi - 1
-        qkey = ("q", measure, window)
         frozen = self.offsets[last * NM + measure] - self.offsets[lo * NM + measure]
         state = None
         if frozen < KEEP_BINS:
             # Few bins: sorting them afresh (in C) is cheaper than updating merged bins in
             # Python, and keeps no copy of them.
-            if self.memo:
-                self.memo.pop(qkey, None)
+            if self.kept:
+                self.kept.pop((measure, window), None)
         else:
             state = self._frozen_bins(measure, window, lo, last)
         if state is None:
@@ -353,8 +354,8 @@ class Ring:
         """The merged bins, observations and zeros of buckets [lo, last), kept up to date by
         adding the buckets frozen and subtracting those gone since the last query; None when a
         bin's window count would not fit its 32 bits."""
-        key = ("q", measure, window)
-        m = self.memo.get(key)
+        key = (measure, window)
+        m = self.kept.get(key)
         bins = self.bins[measure]
         offsets = self.offsets
         if m is not None:
@@ -380,11 +381,11 @@ class Ring:
         a, b = offsets[lo * NM + measure], offsets[last * NM + measure]
         work = array("Q")
         if _merge(work, bins[a:b], 1) is None:
-            self.memo.pop(key, None)
+            self.kept.pop(key, None)
             return None
         count = sum(self.observed[lo * NM + measure : last * NM : NM])
         zeros = sum(self.zeros[lo * NM + measure : last * NM : NM])
-        self.memo[key] = [self.starts[lo], self.starts[last], work, count, zeros]
+        self.kept[key] = [self.starts[lo], self.starts[last], work, count, zeros]
         return work, count, zeros
 
     def _quantile_full(
@@ -470,8 +471,9 @@ class Ring:
         n = len(self.starts) * BUCKET_BYTES + 8 * sum(len(b) for b in self.bins)
         if self.tail is not None:
             n += sum(TAIL_BIN_BYTES * len(s.bins) + 80 for s in self.tail if s is not None)
-        for key, m in self.memo.items():
-            n += MEMO_BYTES + (8 * len(m[2]) if key[0] == "q" else 0)
+        n += MEMO_BYTES * (len(self.memo) + len(self.kept))
+        for m in self.kept.values():
+            n += 8 * len(m[2])
         return n
 
     def drop_until(self, cutoff: float) -> int:
@@ -479,6 +481,7 @@ class Ring:
         k = bisect_right(self.starts, cutoff)
         if k:
             self.memo.clear()  # over budget: the kept bins go too, and are rebuilt when asked
+            self.kept.clear()
         self._drop(k)
         return k
 
@@ -574,6 +577,7 @@ class _Counts:
     def __setitem__(self, slot: int, value: int) -> None:
         self.ring.counters[self._base() + slot] = value
         self.ring.memo.clear()  # any bucket may change here, not only the newest
+        self.ring.kept.clear()
         self.ring.version += 1
 
     def __len__(self) -> int:

@@ -120,5 +120,6 @@ def test_kept_state_is_accounted_and_freed_by_the_budget_drop(
     ring.quantile(RUNTIME, 600.0, T0 + 600.0, 0.95)
     ring.counts(600.0, T0 + 600.0)
     assert ring.nbytes() > before
+    assert ring.kept
     ring.drop_until(ring.starts[0])
-    assert not ring.memo
+    assert not ring.memo and not ring.kept
