@@ -150,6 +150,15 @@ class Redis:
     def pattern_subscribers(self) -> int:
         return int(self.client.execute_command("PUBSUB", "NUMPAT"))
 
+    def subscribers(self) -> dict[int, int]:
+        """PUB/SUB subscribers now connected: client id -> bytes waiting in its output buffer
+        (omem): what Redis holds because the subscriber reads slower than it is sent."""
+        return {
+            int(c["id"]): int(c.get("omem", 0))
+            for c in self.client.client_list()
+            if int(c.get("psub", 0)) > 0 or int(c.get("sub", 0)) > 0
+        }
+
     def pending_pubsub_bytes(self) -> int:
         """Bytes Redis still holds for PUB/SUB subscribers (not yet written to their socket)."""
         return sum(
@@ -157,10 +166,12 @@ class Redis:
         )
 
 
-def start_redis(procs: Procs) -> Redis:
+def start_redis(procs: Procs, *, bounded_pubsub: bool = False) -> Redis:
     """A private redis-server: no persistence, and no cap on a slow subscriber's buffer, so a
-    SIGSTOPped consumer keeps every message instead of being disconnected."""
+    SIGSTOPped consumer keeps every message instead of being disconnected; or, bounded, Redis's
+    default cap (32 MiB, or 8 MiB for 60 s: the subscriber is dropped), as in production."""
     port = free_port()
+    limit = ["--client-output-buffer-limit", "pubsub 0 0 0"] if not bounded_pubsub else []
     procs.start(
         [
             shutil.which("redis-server") or "redis-server",
@@ -172,8 +183,7 @@ def start_redis(procs: Procs) -> Redis:
             "",
             "--appendonly",
             "no",
-            "--client-output-buffer-limit",
-            "pubsub 0 0 0",
+            *limit,
         ],
         "redis",
     )
@@ -201,6 +211,7 @@ class Stream:
     task_events: int = 0
     heartbeats: int = 0
     names: int = 0
+    sizes: list[int] = field(default_factory=list)  # events in each message
 
 
 def _envelope(event: dict[str, Any] | list[dict[str, Any]], routing_key: str, host: str) -> bytes:
@@ -371,6 +382,7 @@ def make_stream(
             stream.messages.append(
                 (prefix + "task.multi", _envelope(buffers[host], "task.multi", host))
             )
+            stream.sizes.append(len(buffers[host]))
             buffers[host] = []
 
     for _, _, kind, event in timeline:
@@ -382,9 +394,11 @@ def make_stream(
             stream.messages.append(
                 (prefix + "worker.heartbeat", _envelope(event, "worker.heartbeat", host))
             )
+            stream.sizes.append(1)
         elif kind == "sent":
             stream.task_events += 1
             stream.messages.append((prefix + "task.sent", _envelope(event, "task.sent", producer)))
+            stream.sizes.append(1)
         else:
             stream.task_events += 1
             buffers[kind].append(event)

@@ -15,12 +15,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from sentinel.facts.sketch import GAMMA, MAX_BINS, Sketch
+from sentinel.facts.sketch import Sketch
 from sentinel.facts.windows import (
-    COUNT_MASK,
     COUNTERS,
     FAILED,
-    KEY_BIAS,
     QUEUE_WAIT,
     RECEIVED,
     REJECTED,
@@ -89,52 +87,6 @@ class TaskSeries:
 
 
 _ZERO_HISTOGRAM = [0.0] * (len(HISTOGRAM_BOUNDS) + 2)
-
-
-class WindowSketch:
-    """A window's latency bins for one measure, sorted, for quantile queries.
-
-    The bins of the window's buckets are plain ints (key and count packed, see windows.py), so
-    sorting them is a C sort of ints, and high quantiles are read from the top. Past MAX_BINS
-    bins a real merge of the bucket sketches (which folds the lowest bins) decides instead, so
-    answers are always those of Sketch.merge + Sketch.quantile.
-    """
-
-    __slots__ = ("count", "items", "max", "merged", "zeros")
-
-    def __init__(self, ring: Ring, measure: int, window: float, now: float) -> None:
-        bins, self.count, self.zeros, self.max = ring.window_bins(measure, window, now)
-        self.merged: Sketch | None = None
-        self.items: list[int] = []
-        if len(bins) > MAX_BINS:
-            self.merged = Sketch.merged(ring.bucket_sketches(measure, window, now))
-        else:
-            self.items = sorted(bins)
-
-    def quantile(self, q: float) -> float | None:
-        if self.merged is not None:
-            return self.merged.quantile(q)
-        if self.count == 0:
-            return None
-        rank = q * (self.count - 1)
-        if rank < self.zeros:
-            return 0.0
-        # The smallest key whose cumulative count exceeds rank, found from the top: the
-        # cumulative count at a key is everything minus what lies strictly above it.
-        best = None
-        above = 0
-        last = None
-        total = self.count
-        for bin_ in reversed(self.items):
-            key = bin_ >> 32
-            if key != last:
-                if total - above <= rank:
-                    break
-                best = last = key
-            above += bin_ & COUNT_MASK
-        if best is None:
-            return self.max
-        return min(2.0 * GAMMA ** (best - KEY_BIAS) / (GAMMA + 1.0), self.max)
 
 
 @dataclass(slots=True)
@@ -694,18 +646,8 @@ class FactStore:
     ) -> tuple[float | None, int]:
         """(value at quantile q, observations) over the window: what window_sketch(...)
         .quantile(q) and .count give, without merging the bucket sketches into one."""
-        cache = self._tick_cache
-        if cache is None:
-            view = WindowSketch(series.ring, measure, window, now)
-            return view.quantile(q), view.count
-        # The answer is kept, not the sorted bins: a tick over 10,000 series would otherwise
-        # hold every window's bins at once.
-        key = (series, measure, window, now, q)
-        answer = cache.get(key)
-        if answer is None:
-            view = WindowSketch(series.ring, measure, window, now)
-            answer = cache[key] = (view.quantile(q), view.count)
-        return answer  # type: ignore[no-any-return]
+        # The ring keeps the answer, and the window's merged bins to update it (windows.py).
+        return series.ring.quantile(measure, window, now, q)
 
     def window_sketch(self, series: TaskSeries, measure: int, window: float, now: float) -> Sketch:
         """The merged latency sketch over the window; may be shared: never add to it."""

@@ -11,6 +11,14 @@ unsigned 64-bit int, (sketch key + KEY_BIAS) << 32 | count, kept sorted within i
 sorting a window's bins is a sort of plain ints, and the bins are exactly those a
 sketch.Sketch of the bucket's observations would hold (same keys, same folding past MAX_BINS).
 Observations only ever land in the newest bucket, which is always the tail of each array.
+
+Window answers are kept. Each answer is kept with the ring's write version and the time the
+window's oldest bucket leaves it, so a series nothing happened to is answered with a lookup.
+Every bucket but the newest is frozen, so a (measure, window) with many bins keeps the merged
+bins of its frozen buckets (one packed int per distinct key, sorted: a DDSketch's bins are
+subtractable) and a query adds or subtracts only the buckets that entered or left the window
+since the last one, then reads the newest bucket live. Counters and small windows are re-summed
+when they changed: in C that is cheaper than any Python-level update (bench/README.md).
 """
 
 from __future__ import annotations
@@ -18,9 +26,10 @@ from __future__ import annotations
 import math
 from array import array
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from typing import Any
 
-from sentinel.facts.sketch import Sketch
+from sentinel.facts.sketch import GAMMA, MAX_BINS, Sketch
 
 # Counter slots in a bucket, in Celery's event order.
 SENT, RECEIVED, STARTED, SUCCEEDED, FAILED, RETRIED, REVOKED, REJECTED = range(8)
@@ -41,6 +50,16 @@ TAIL_BIN_BYTES = 64
 _ZERO_COUNTS = array("I", [0] * NC)
 _ZERO_MEASURES = array("I", [0] * NM)
 _ZERO_MAXES = array("d", [0.0] * NM)
+# What one kept window entry costs beyond its packed bins (the tuple or list, its numbers, the
+# dict slot), for budgeting.
+MEMO_BYTES = 200
+# False makes every query a re-sum of the window's buckets, as before the answers were kept:
+# the benchmarks' same-run baseline, and the reference the tests compare against.
+INCREMENTAL = True
+# From this many packed bins in a window's frozen buckets, its merged bins are kept and updated
+# (below it a C sort of the window's bins is cheaper than Python-level updates: measured with
+# 2 vs 20 observations per bucket in bench/README.md).
+KEEP_BINS = 256
 
 
 def encode(key: int, n: int) -> int:
@@ -55,13 +74,16 @@ class Ring:
     __slots__ = (
         "bins",
         "counters",
+        "kept",
         "maxes",
+        "memo",
         "newest",
         "observed",
         "offsets",
         "retention",
         "starts",
         "tail",
+        "version",
         "width",
         "zeros",
     )
@@ -81,12 +103,23 @@ class Ring:
         # dict is ~4x cheaper than inserting into a sorted array): sealed into the arrays
         # when the next bucket opens or trim() finds the bucket finished.
         self.tail: list[Sketch | None] | None = None
+        # Bumped by every write (slot() precedes each one): a kept answer with the same version
+        # saw the same data.
+        self.version = 0
+        # Kept window answers, see the module doc: ("c", window) and ("a", measure, window,
+        # q) -> (version, now, start of the window's oldest bucket, answer).
+        self.memo: dict[tuple[Any, ...], Any] = {}
+        # Kept merged bins of windows with many: (measure, window) -> [oldest start, newest
+        # start, merged bins, observations, zeros] of the window's frozen buckets. Apart from
+        # the answers so that expiry and budgeting visit only these (few series have them).
+        self.kept: dict[tuple[int, float], list[Any]] = {}
 
     # -- writing --------------------------------------------------------------------------
 
     def slot(self, now: float) -> int:
         """Index of the newest bucket's counters (start one for `now` if needed): the counter
         for event slot k is counters[slot(now) + k]."""
+        self.version += 1
         start = now - (now % self.width)
         if start <= self.newest:  # the newest bucket, or the clock stepped back: count there
             return len(self.counters) - NC
@@ -115,6 +148,8 @@ class Ring:
             return
         offsets = self.offsets
         if k >= len(self.starts):
+            self.memo.clear()  # a bucket with a kept start may come back with other data
+            self.kept.clear()
             self.tail = None
             self.newest = -math.inf
             del self.starts[:], self.counters[:], self.observed[:], self.zeros[:]
@@ -122,6 +157,8 @@ class Ring:
             for b in self.bins:
                 del b[:]
             return
+        if self.kept:
+            self._expire(k)
         del self.starts[:k]
         del self.counters[: k * NC]
         del self.observed[: k * NM]
@@ -133,6 +170,27 @@ class Ring:
             if cut[m]:
                 del self.bins[m][: cut[m]]
                 offsets[m::NM] = array("I", [o - cut[m] for o in offsets[m::NM]])
+
+    def _expire(self, k: int) -> None:
+        """Before the k oldest buckets go, take them out of the kept window state that still
+        holds them (a window as long as the retention loses its oldest bucket this way)."""
+        starts = self.starts
+        for key, m in list(self.kept.items()):
+            lo_at, edge_at = m[0], m[1]
+            if lo_at > starts[k - 1]:
+                continue  # holds none of them
+            i0, e = self._index(lo_at), self._index(edge_at)
+            if i0 is None or e is None or k > e:
+                del self.kept[key]
+                continue
+            measure = key[0]
+            a, b = self.offsets[i0 * NM + measure], self.offsets[k * NM + measure]
+            if _merge(m[2], self.bins[measure][a:b], -1) is None:
+                del self.kept[key]
+                continue
+            m[3] -= sum(self.observed[i0 * NM + measure : k * NM : NM])
+            m[4] -= sum(self.zeros[i0 * NM + measure : k * NM : NM])
+            m[0] = starts[k]
 
     def observe(self, measure: int, value: float, now: float) -> None:
         """Add one latency observation to the bucket for `now`."""
@@ -202,17 +260,157 @@ class Ring:
         return lo, hi
 
     def counts(self, window: float, now: float) -> list[int]:
+        """Counters over the window; the list may be shared: read it, never change it."""
+        starts = self.starts
+        if not INCREMENTAL or not starts or starts[-1] > now:
+            return self._counts_full(window, now)
+        key = ("c", window)
+        m = self.memo.get(key)
+        # Still valid while nothing was written and the oldest bucket is still in the window
+        # (the same test as _span's, so the two never disagree at the edge).
+        if (
+            m is not None
+            and m[0] == self.version
+            and m[1] <= now
+            and m[2] + self.width > now - window
+        ):
+            return m[3]
+        # A changed series is re-summed: 8 strided sums over at most 61 buckets run in C, and
+        # measured cheaper than keeping running sums up to date in Python (bench/README.md).
         lo, hi = self._span(window, now)
+        answer = self._counts_full(window, now, (lo, hi))
+        oldest = starts[lo] if hi > lo else math.inf
+        # A tuple of atomic values: the cyclic GC stops tracking it, so 10,000 series' kept
+        # answers add nothing to its full collections.
+        self.memo[key] = (self.version, now, oldest, answer)
+        return answer
+
+    def _index(self, start: float) -> int | None:
+        """Index of the bucket that starts at `start`, or None if it is no longer here."""
+        i = bisect_left(self.starts, start)
+        return i if i < len(self.starts) and self.starts[i] == start else None
+
+    def quantile(
+        self, measure: int, window: float, now: float, q: float
+    ) -> tuple[float | None, int]:
+        """(value at quantile q, observations) of one measure over the window: the answer
+        Sketch.merged(bucket_sketches(...)).quantile(q) gives, read from the kept bins."""
+        starts = self.starts
+        if not INCREMENTAL or not starts or starts[-1] > now:
+            return self._quantile_full(measure, window, now, q)
+        akey = ("a", measure, window, q)
+        kept = self.memo.get(akey)
+        if (
+            kept is not None
+            and kept[0] == self.version
+            and kept[1] <= now
+            and kept[2] + self.width > now - window
+        ):
+            return kept[3]
+        lo, hi = self._span(window, now)
+        if hi <= lo:
+            answer: tuple[float | None, int] = (None, 0)
+            self.memo[akey] = (self.version, now, math.inf, answer)
+            return answer
+        last = hi - 1
+        frozen = self.offsets[last * NM + measure] - self.offsets[lo * NM + measure]
+        state = None
+        if frozen < KEEP_BINS:
+            # Few bins: sorting them afresh (in C) is cheaper than updating merged bins in
+            # Python, and keeps no copy of them.
+            if self.kept:
+                self.kept.pop((measure, window), None)
+        else:
+            state = self._frozen_bins(measure, window, lo, last)
+        if state is None:
+            answer = self._quantile_full(measure, window, now, q, (lo, hi))
+        else:
+            work, count, zeros = state
+            # The newest bucket, read live: its sealed bins and the open sketch.
+            i = last * NM + measure
+            bins = self.bins[measure]
+            newest = bins[self.offsets[i] :]
+            count += self.observed[i]
+            zeros += self.zeros[i]
+            top = max(self.maxes[lo * NM + measure : hi * NM : NM])
+            if self.tail is not None and (sketch := self.tail[measure]) is not None:
+                count += sketch.count
+                zeros += sketch.zeros
+                top = max(top, sketch.max)
+                newest.extend([encode(k, n) for k, n in sketch.bins.items()])
+            merged: array[int] | None = work
+            if newest:  # on a copy: the kept bins hold frozen buckets only
+                merged = _merge(work[:], newest, 1)
+            if merged is None or len(merged) > MAX_BINS:  # a merge would fold: let it decide
+                answer = self._quantile_full(measure, window, now, q, (lo, hi))
+            else:
+                answer = (_quantile(merged, count, zeros, top, q), count)
+        self.memo[akey] = (self.version, now, starts[lo], answer)
+        return answer
+
+    def _frozen_bins(
+        self, measure: int, window: float, lo: int, last: int
+    ) -> tuple[array[int], int, int] | None:
+        """The merged bins, observations and zeros of buckets [lo, last), kept up to date by
+        adding the buckets frozen and subtracting those gone since the last query; None when a
+        bin's window count would not fit its 32 bits."""
+        key = (measure, window)
+        m = self.kept.get(key)
+        bins = self.bins[measure]
+        offsets = self.offsets
+        if m is not None:
+            i0, e = self._index(m[0]), self._index(m[1])
+            if i0 is not None and e is not None and i0 <= lo <= e:
+                work: array[int] = m[2]
+                count: int = m[3]
+                zeros: int = m[4]
+                ok = True
+                if lo > i0:
+                    a, b = offsets[i0 * NM + measure], offsets[lo * NM + measure]
+                    ok = _merge(work, bins[a:b], -1) is not None
+                    count -= sum(self.observed[i0 * NM + measure : lo * NM : NM])
+                    zeros -= sum(self.zeros[i0 * NM + measure : lo * NM : NM])
+                if ok and last > e:
+                    a, b = offsets[e * NM + measure], offsets[last * NM + measure]
+                    ok = _merge(work, bins[a:b], 1) is not None
+                    count += sum(self.observed[e * NM + measure : last * NM : NM])
+                    zeros += sum(self.zeros[e * NM + measure : last * NM : NM])
+                if ok:
+                    m[0], m[1], m[3], m[4] = self.starts[lo], self.starts[last], count, zeros
+                    return work, count, zeros
+        a, b = offsets[lo * NM + measure], offsets[last * NM + measure]
+        work = array("Q")
+        if _merge(work, bins[a:b], 1) is None:
+            self.kept.pop(key, None)
+            return None
+        count = sum(self.observed[lo * NM + measure : last * NM : NM])
+        zeros = sum(self.zeros[lo * NM + measure : last * NM : NM])
+        self.kept[key] = [self.starts[lo], self.starts[last], work, count, zeros]
+        return work, count, zeros
+
+    def _quantile_full(
+        self, measure: int, window: float, now: float, q: float, span: tuple[int, int] | None = None
+    ) -> tuple[float | None, int]:
+        """The same answer from every bucket of the window, sorted afresh (no kept state)."""
+        bins, count, zeros, top = self.window_bins(measure, window, now, span)
+        if len(bins) > MAX_BINS:
+            return Sketch.merged(self.bucket_sketches(measure, window, now)).quantile(q), count
+        return _quantile(sorted(bins), count, zeros, top, q), count
+
+    def _counts_full(
+        self, window: float, now: float, span: tuple[int, int] | None = None
+    ) -> list[int]:
+        lo, hi = span or self._span(window, now)
         if hi - lo <= 1:
             return self.counters[lo * NC : lo * NC + NC].tolist() if hi > lo else [0] * NC
         part = self.counters[lo * NC : hi * NC]
         return [sum(part[k::NC]) for k in range(NC)]
 
     def window_bins(
-        self, measure: int, window: float, now: float
+        self, measure: int, window: float, now: float, span: tuple[int, int] | None = None
     ) -> tuple[array[int], int, int, float]:
         """(the window's bins for the measure, bucket by bucket; observations, zeros, max)."""
-        lo, hi = self._span(window, now)
+        lo, hi = span or self._span(window, now)
         if hi <= lo:
             return array("Q"), 0, 0, 0.0
         bins = self.bins[measure]
@@ -268,15 +466,22 @@ class Ring:
             self._seal()
 
     def nbytes(self) -> int:
-        """Roughly what the ring's data costs (sealed buckets exactly, the open one estimated)."""
+        """Roughly what the ring's data costs (sealed buckets exactly, the open one and the kept
+        window answers estimated)."""
         n = len(self.starts) * BUCKET_BYTES + 8 * sum(len(b) for b in self.bins)
         if self.tail is not None:
             n += sum(TAIL_BIN_BYTES * len(s.bins) + 80 for s in self.tail if s is not None)
+        n += MEMO_BYTES * (len(self.memo) + len(self.kept))
+        for m in self.kept.values():
+            n += 8 * len(m[2])
         return n
 
     def drop_until(self, cutoff: float) -> int:
         """Forget the buckets that start at or before cutoff; how many were dropped."""
         k = bisect_right(self.starts, cutoff)
+        if k:
+            self.memo.clear()  # over budget: the kept bins go too, and are rebuilt when asked
+            self.kept.clear()
         self._drop(k)
         return k
 
@@ -293,6 +498,53 @@ class Ring:
 
     def __len__(self) -> int:
         return len(self.starts)
+
+
+def _merge(into: array[int], packed: Sequence[int], sign: int) -> array[int] | None:
+    """Add (sign 1) or subtract (sign -1) packed bins into a sorted array of packed bins with
+    one entry per key; None (the array then unusable) if a count would not fit 32 bits."""
+    for bin_ in packed:
+        n = bin_ & COUNT_MASK
+        edge = bin_ - n  # the key alone: sorts before every bin with that key
+        j = bisect_left(into, edge)
+        if j < len(into) and into[j] - edge <= COUNT_MASK:  # the key is there
+            if sign > 0:
+                if (into[j] & COUNT_MASK) + n > COUNT_MASK:
+                    return None
+                into[j] += n
+            elif into[j] - edge == n:
+                del into[j]
+            else:
+                into[j] -= n
+        elif sign > 0:
+            into.insert(j, bin_)
+        else:
+            return None  # subtracting a bin that is not there: the kept state is wrong
+    return into
+
+
+def _quantile(work: Sequence[int], count: int, zeros: int, top: float, q: float) -> float | None:
+    """Sketch.quantile over sorted packed bins (a key may repeat), walked from the top: high
+    quantiles are what rules ask."""
+    if count == 0:
+        return None
+    rank = q * (count - 1)
+    if rank < zeros:
+        return 0.0
+    # The smallest key whose cumulative count exceeds rank: the cumulative count at a key is
+    # everything minus what lies strictly above it.
+    best = last = None
+    above = 0
+    for bin_ in reversed(work):
+        key = bin_ >> 32
+        if key != last:
+            if count - above <= rank:
+                break
+            best = last = key
+        above += bin_ & COUNT_MASK
+    if best is None:
+        return top
+    return min(2.0 * GAMMA ** (best - KEY_BIAS) / (GAMMA + 1.0), top)
 
 
 class Bucket:
@@ -324,6 +576,9 @@ class _Counts:
 
     def __setitem__(self, slot: int, value: int) -> None:
         self.ring.counters[self._base() + slot] = value
+        self.ring.memo.clear()  # any bucket may change here, not only the newest
+        self.ring.kept.clear()
+        self.ring.version += 1
 
     def __len__(self) -> int:
         return NC

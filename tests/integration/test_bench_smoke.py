@@ -13,12 +13,15 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import ROOT
+from tests.services import unavailable
 
 pytestmark = pytest.mark.integration
 
 
 def _survivors() -> list[str]:
-    """Processes started by a benchmark (they carry its marker) that are still running."""
+    """Processes started by a benchmark that has ended (they carry its marker, the benchmark's
+    temporary directory, which it removes when it ends) and are still running. A benchmark
+    still running (another session's, on a shared machine) still has its directory."""
     found = []
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
@@ -27,8 +30,11 @@ def _survivors() -> list[str]:
             environ = (proc / "environ").read_bytes()
         except OSError:
             continue
-        if b"SENTINEL_BENCH_OWNER=" in environ:
-            found.append(f"{proc.name}: {(proc / 'cmdline').read_bytes()!r}")
+        for var in environ.split(b"\0"):
+            if var.startswith(b"SENTINEL_BENCH_OWNER="):
+                owner = Path(var.partition(b"=")[2].decode(errors="replace"))
+                if not owner.exists():
+                    found.append(f"{proc.name}: {(proc / 'cmdline').read_bytes()!r}")
     return found
 
 
@@ -70,6 +76,35 @@ def test_evaluate() -> None:
     out = run_bench("evaluate.py", "--series", "300", "--rules", "20", "--ticks", "3")
     assert re.search(r"tick: median [\d.]+ ms, p99 [\d.]+ ms", out), out
     assert "task_latency" in out and "failure_rate" in out, out
+    for case in ("worst", "5%"):
+        for mode in ("re-sum", "incremental"):
+            assert re.search(rf"{case} {mode} +tick: .* longest lock hold [\d.]+ ms", out), out
+        assert re.search(rf"^{case}: median [\d.]+ -> [\d.]+ ms", out, re.M), out
+
+
+def test_sustained() -> None:
+    out = run_bench(
+        "sustained.py", "--rate", "2000", "--duration", "4", "--step", "2", "--top", "3000"
+    )
+    assert re.search(r"^sentinel +2,000/s x 4 s: .* -> zero loss$", out, re.M), out
+    assert re.search(r"highest zero-loss rate tried: sentinel [\d,]+/s, bare [\d,]+/s", out), out
+
+
+def test_scrape() -> None:
+    out = run_bench("scrape.py", "--names", "100", "--scrapes", "1")
+    assert re.search(r"100 names: RSS before [\d.]+ MiB, peak during 1 scrapes [\d.]+ MiB", out)
+
+
+def test_prometheus_compare() -> None:
+    if shutil.which("prometheus") is None:
+        unavailable("prometheus is not installed (apt-get install prometheus)")
+    out = run_bench(
+        "prometheus_compare.py",
+        *("--names", "20", "--rate", "300", "--duration", "10", "--warmup", "5"),
+        *("--interval", "1"),
+    )
+    assert re.search(r"ratio sentinel tick / prometheus rule group: [\d.]+x", out), out
+    assert re.search(r"failure ratio [1-9][\d,]*, p95 runtime [1-9][\d,]*", out), out
 
 
 def test_detect() -> None:
