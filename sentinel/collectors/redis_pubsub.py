@@ -9,8 +9,8 @@ everything sentinel does with the event. What it relies on, beyond any public AP
 - redis-py's `PubSub.connection`, `connection_pool.get_connection()` and `Connection._sock`.
 
 `subscriber_socket` uses them only with kombu and redis-py versions known to work (KNOWN) and
-says so with a WARNING whenever it falls back to kombu's path; tests/unit/test_redis_pubsub.py
-is the canary that fails when the internals change.
+says so with a WARNING whenever it falls back to kombu's path;
+tests/unit/collectors/test_redis_pubsub.py is the canary that fails when the internals change.
 """
 
 from __future__ import annotations

@@ -25,8 +25,8 @@ from sentinel.db.sqlite import Database
 from sentinel.metrics import SentinelCollector
 from sentinel.model import Labels, State
 from sentinel.notify.nflog import NotificationLog
-from tests.unit.test_pipeline import CONFIG as PIPELINE_CONFIG
-from tests.unit.test_pipeline import T0, Harness, firing
+from tests.unit.notify.test_pipeline import CONFIG as PIPELINE_CONFIG
+from tests.unit.notify.test_pipeline import T0, Harness, firing
 
 BIG = "x" * 20_000  # a memo large enough to need new pages
 

@@ -29,7 +29,7 @@ from sentinel.notify.route import build as build_route
 _LONG = os.environ.get("SENTINEL_HYPOTHESIS_PROFILE") == "fuzz"
 pytestmark = [pytest.mark.fuzz, pytest.mark.timeout(3600 if _LONG else 300)]
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 SEED_TEXT = (ROOT / "rules.example.yaml").read_text()
 SEED = yaml.safe_load(SEED_TEXT)
 ENV = {"SENTINEL_ENV": "fuzz"}

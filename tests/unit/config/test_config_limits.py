@@ -475,7 +475,7 @@ def test_a_route_in_a_child_counts_as_sending() -> None:
 
 
 def test_the_example_config_warns_only_about_its_unrouted_placeholders() -> None:
-    text = Path(__file__).resolve().parents[2].joinpath("rules.example.yaml").read_text()
+    text = Path(__file__).resolve().parents[3].joinpath("rules.example.yaml").read_text()
     report = check(text, {})
     assert report.config is not None, report.errors
     assert sorted(w.partition(":")[0] for w in report.warnings) == [

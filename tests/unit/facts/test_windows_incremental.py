@@ -15,8 +15,8 @@ import pytest
 from sentinel.facts import windows
 from sentinel.facts.sketch import ALPHA
 from sentinel.facts.windows import NC, QUEUE_WAIT, RUNTIME, TOTAL, Ring
+from tests.helpers import T0
 
-T0 = 1_700_000_000.0
 WINDOWS = (60.0, 300.0, 600.0)
 QS = (0.5, 0.95, 0.99)
 

@@ -18,7 +18,7 @@ from sentinel.clock import FakeClock
 from sentinel.model import Alert
 from sentinel.notify.sender import Sender
 from tests.helpers import wait_for
-from tests.unit.test_pipeline import GROUP_INTERVAL, GROUP_WAIT, T0, Harness, firing, resolve
+from tests.unit.notify.test_pipeline import GROUP_INTERVAL, GROUP_WAIT, T0, Harness, firing, resolve
 
 # Generous: these only bound a wait for threads on a busy machine, they assert no timing.
 WAIT = 20.0

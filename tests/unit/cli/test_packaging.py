@@ -14,7 +14,7 @@ import pytest
 
 from sentinel.cli import _parser
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def _instruction(name: str) -> str:
