@@ -37,7 +37,8 @@ from _common import median
 from sentinel.alerts.book import AlertBook
 from sentinel.config import parse
 from sentinel.facts import windows
-from sentinel.facts.store import FactStore, TaskSeries
+from sentinel.facts.store import FactStore
+from sentinel.facts.tasks import TaskSeries
 from sentinel.facts.windows import FAILED, QUEUE_WAIT, RECEIVED, RUNTIME, SENT, STARTED, SUCCEEDED
 from sentinel.gc_pause import gc_paused
 from sentinel.rules import evaluator
@@ -155,7 +156,7 @@ def run_case(args: argparse.Namespace, case: str) -> list[dict[str, Any]]:
     series = [
         s
         for i in range(args.series)
-        if (s := store._series(f"app{i % apps}.tasks.t{i // apps}")) is not None
+        if (s := store.series(f"app{i % apps}.tasks.t{i // apps}")) is not None
     ]
     every = 20  # the 5% case: each series is busy every 20th tick
 

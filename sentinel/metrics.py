@@ -27,7 +27,8 @@ from prometheus_client.utils import floatToGoString
 from sentinel.clock import Clock
 from sentinel.config import Config
 from sentinel.db.health import StorageHealth
-from sentinel.facts.store import HISTOGRAM_BOUNDS, FactStore
+from sentinel.facts.store import FactStore
+from sentinel.facts.tasks import HISTOGRAM_BOUNDS
 from sentinel.facts.windows import COUNTERS
 from sentinel.model import Alert, State
 

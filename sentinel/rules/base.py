@@ -13,7 +13,8 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from sentinel.facts.store import FactStore, TaskSeries
+from sentinel.facts.store import FactStore
+from sentinel.facts.tasks import TaskSeries
 from sentinel.fields import NAME, Strict, Wait, check_template
 from sentinel.model import Sample, Severity
 from sentinel.units import brief

@@ -14,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sentinel.app import Sentinel
 from sentinel.clock import FakeClock
 from sentinel.config import parse
-from sentinel.facts.store import HISTOGRAM_BOUNDS
+from sentinel.facts.tasks import HISTOGRAM_BOUNDS
 from sentinel.facts.windows import COUNTERS
 from sentinel.metrics import SentinelCollector
 from tests.helpers import T0

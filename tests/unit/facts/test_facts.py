@@ -6,7 +6,8 @@ import orjson
 import pytest
 
 from sentinel.clock import FakeClock
-from sentinel.facts.store import HISTOGRAM_BOUNDS, FactStore
+from sentinel.facts.store import FactStore
+from sentinel.facts.tasks import HISTOGRAM_BOUNDS
 from sentinel.facts.windows import (
     COUNTERS,
     QUEUE_WAIT,
@@ -543,7 +544,7 @@ def test_window_budget_forgets_the_oldest_buckets_first() -> None:
 
 
 def test_a_stream_gap_gives_live_workers_time_to_reconnect() -> None:
-    from sentinel.facts.store import RECONNECT_GRACE
+    from sentinel.facts.workers import RECONNECT_GRACE
 
     store = FactStore()
     store.apply_event(heartbeat("w@h", active=0, processed=0), 100.0)

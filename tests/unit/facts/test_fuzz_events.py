@@ -19,7 +19,8 @@ from hypothesis import strategies as st
 from sentinel.clock import FakeClock
 from sentinel.collectors.events import EventCollector
 from sentinel.collectors.redis_pubsub import PubSubReader
-from sentinel.facts.store import KNOWN_TYPES, MAX_FREQ, MIN_FREQ, FactStore
+from sentinel.facts.celery_events import KNOWN_TYPES, MAX_FREQ, MIN_FREQ
+from sentinel.facts.store import FactStore
 from tests.helpers import T0
 
 # `make fuzz` runs 20,000 examples each: minutes, past the suite's 300 s per-test timeout.

@@ -18,16 +18,10 @@ from sentinel.backoff import wait_to_reconnect
 from sentinel.clock import FakeClock
 from sentinel.collectors.events import EventCollector
 from sentinel.collectors.redis_pubsub import PubSubReader
-from sentinel.facts.store import (
-    DEFAULT_FREQ,
-    MAX_FREQ,
-    MAX_ID,
-    MAX_RUNTIME,
-    MAX_SKEW,
-    MIN_FREQ,
-    FactStore,
-)
+from sentinel.facts.celery_events import MAX_FREQ, MAX_ID, MAX_RUNTIME, MAX_SKEW, MIN_FREQ
+from sentinel.facts.store import FactStore
 from sentinel.facts.windows import COUNTERS, QUEUE_WAIT, RUNTIME, TOTAL
+from sentinel.facts.workers import DEFAULT_FREQ
 from sentinel.ratelog import RateLimitedLog
 from tests.helpers import T0
 

@@ -138,10 +138,10 @@ def test_glob_fast_paths_agree_with_fnmatch(patterns: tuple[str, ...]) -> None:
     assert [n for n in names if matches(n, patterns)] == expected
     store = FactStore()
     for n in names[:6]:
-        store._series(n)
+        store.series(n)
     first = [n for n, _ in matching_tasks(store, patterns)]
     for n in names[6:]:
-        store._series(n)
+        store.series(n)
     assert first == [n for n in expected if n in names[:6]]
     found = matching_tasks(store, patterns)  # extended with the names that arrived since
     assert [n for n, _ in found] == [n for n in expected if n]  # "" is never a series

@@ -1,0 +1,245 @@
+"""What each Celery event means for the facts: task-* events move a task through its series
+and the in-flight map, worker-* events a worker's liveness and load.
+
+Kept apart from the store (as Celery keeps `events/state.py`'s handlers apart from transport):
+the store owns the maps, their caps and the lock; this module only says what an event changes.
+Every function here runs under the store's lock, for every event Celery sends.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from sentinel.facts.drops import Drops, IgnoredFields
+from sentinel.facts.tasks import RECEIVED_AT, SENT_AT, SERIES, STARTED_AT, TaskSeries
+from sentinel.facts.windows import (
+    FAILED,
+    QUEUE_WAIT,
+    RECEIVED,
+    REJECTED,
+    RETRIED,
+    REVOKED,
+    RUNTIME,
+    SENT,
+    STARTED,
+    SUCCEEDED,
+    TOTAL,
+)
+from sentinel.facts.workers import DEFAULT_FREQ, WorkerState
+
+# Bounds on what an event may claim before it touches state (README "Hostile events"). A
+# number outside them cannot be true of a Celery worker, so it is ignored, never stored: inf
+# or 1e308 would overflow a sketch, and freq=inf would keep a ghost worker alive forever.
+MAX_SKEW = 86_400.0  # a task event's timestamp more than a day from when it arrived
+MAX_RUNTIME = 7 * 86_400.0  # a week: longer than any task, far from overflowing anything
+MIN_FREQ, MAX_FREQ = 0.5, 300.0  # heartbeat interval: Celery's default is 2 s
+MAX_COUNT = 1 << 32  # heartbeat active/processed
+MAX_ID = 512  # characters in a uuid, task name or hostname: they become map keys
+
+# Event type -> its counter slot (task events) or a worker code; anything else is "other".
+_WORKER, _ONLINE, _OFFLINE = 100, 101, 102
+_KINDS = {
+    "task-sent": SENT,
+    "task-received": RECEIVED,
+    "task-started": STARTED,
+    "task-succeeded": SUCCEEDED,
+    "task-failed": FAILED,
+    "task-retried": RETRIED,
+    "task-revoked": REVOKED,
+    "task-rejected": REJECTED,
+    "worker-heartbeat": _WORKER,
+    "worker-online": _ONLINE,
+    "worker-offline": _OFFLINE,
+}
+KNOWN_TYPES = (
+    "task-sent",
+    "task-received",
+    "task-started",
+    "task-succeeded",
+    "task-failed",
+    "task-retried",
+    "task-revoked",
+    "task-rejected",
+    "worker-online",
+    "worker-heartbeat",
+    "worker-offline",
+)
+
+
+def valid_id(value: object) -> bool:
+    """A uuid, task name or hostname that may become a map key."""
+    return isinstance(value, str) and 0 < len(value) <= MAX_ID
+
+
+class Facts(Protocol):
+    """What an event may change: the store's maps, reached through its capped constructors."""
+
+    inflight: dict[str, list[Any]]
+    events_by_type: dict[str, int]
+    drops: Drops
+    ignored: IgnoredFields
+
+    def series(self, name: Any) -> TaskSeries | None: ...
+    def worker(self, hostname: Any, now: float, count: bool = True) -> WorkerState | None: ...
+    def track(self, uuid: str, entry: list[Any]) -> None: ...
+
+
+def apply(facts: Facts, event: dict[str, Any], now: float) -> None:
+    """Apply one decoded Celery event. It is counted in events_by_type only once applied; every
+    other way out counts one drop reason, or raises (the store counts it malformed)."""
+    # Every field is read, converted and range-checked before anything changes: a bad event is
+    # skipped whole, a bad number ignored. One dict lookup picks the branch.
+    kind = event["type"]
+    if not isinstance(kind, str):
+        raise TypeError(f"event type {kind!r}")
+    code = _KINDS.get(kind)
+    by_type = facts.events_by_type
+    if code is None:
+        by_type["other"] += 1
+        return
+    if code >= _WORKER:
+        _worker_event(facts, code, kind, event, now)
+        return
+
+    uuid = event["uuid"]
+    if not valid_id(uuid):
+        raise TypeError(f"uuid {uuid!r}")
+    ts: float | None = float(event["timestamp"])
+    if not now - MAX_SKEW <= ts <= now + MAX_SKEW:  # NaN fails too
+        ts = None  # unknowable: its latencies are not observed
+        facts.ignored.timestamp += 1
+    runtime = event.get("runtime")
+    if runtime is not None:
+        runtime = float(runtime)
+        if not 0.0 <= runtime <= MAX_RUNTIME:  # NaN, inf, negative, absurd
+            runtime = None
+            facts.ignored.runtime += 1
+    inflight = facts.inflight
+
+    if code in (RECEIVED, SENT):
+        series = facts.series(event["name"])
+        if series is None:  # series() counted why
+            return
+        ring = series.ring
+        ring.counters[ring.slot(now) + code] += 1
+        series.totals[code] += 1
+        if code == SENT:
+            facts.track(uuid, [series, ts, None, None])
+        else:
+            entry = inflight.get(uuid)
+            if entry is None:
+                facts.track(uuid, [series, None, ts, None])
+            else:
+                entry[RECEIVED_AT] = ts
+        by_type[kind] += 1
+        return
+
+    if code == STARTED:
+        # A worker past the cap is counted by its heartbeats, not by each task it runs.
+        worker = facts.worker(event.get("hostname"), now, count=False)
+        if worker is not None:
+            worker.last_task_started = now
+            worker.last_activity = now
+        entry = inflight.get(uuid)
+        if entry is None:
+            facts.drops.unknown_task += 1
+            return
+        series = entry[SERIES]
+        ring = series.ring
+        ring.counters[ring.slot(now) + STARTED] += 1
+        series.totals[STARTED] += 1
+        entry[STARTED_AT] = ts
+        queued = entry[SENT_AT] if entry[SENT_AT] is not None else entry[RECEIVED_AT]
+        if queued is not None and ts is not None:
+            series.observe_newest(QUEUE_WAIT, ts - queued)
+        by_type[kind] += 1
+        return
+
+    if code in (SUCCEEDED, FAILED):
+        entry = inflight.pop(uuid, None)
+        if entry is None:
+            facts.drops.unknown_task += 1
+            return
+        series = entry[SERIES]
+        ring = series.ring
+        ring.counters[ring.slot(now) + code] += 1
+        series.totals[code] += 1
+        started = entry[STARTED_AT]
+        if runtime is not None:
+            series.observe_newest(RUNTIME, runtime)
+        elif started is not None and ts is not None:
+            series.observe_newest(RUNTIME, ts - started)
+        if ts is not None:
+            queued = entry[SENT_AT] if entry[SENT_AT] is not None else entry[RECEIVED_AT]
+            if queued is not None:
+                series.observe_newest(TOTAL, ts - queued)
+            elif started is not None:
+                series.observe_newest(TOTAL, ts - started)
+        by_type[kind] += 1
+        return
+
+    # retried, revoked, rejected: counted against the task's series if it is known
+    entry = inflight.pop(uuid, None)
+    if entry is not None:
+        series = entry[SERIES]
+    else:
+        name = event.get("name")
+        if name is None:  # task-revoked carries no name: a task we never saw
+            facts.drops.unknown_task += 1
+            return
+        series = facts.series(name)
+        if series is None:  # series() counted why
+            return
+    series.count(code, now)
+    by_type[kind] += 1
+
+
+def _worker_event(facts: Facts, code: int, kind: str, event: dict[str, Any], now: float) -> None:
+    hostname = event["hostname"]
+    if not valid_id(hostname):
+        raise TypeError(f"hostname {hostname!r}")
+    freq = _freq(facts.ignored, float(event.get("freq") or DEFAULT_FREQ))
+    active = int(event.get("active") or 0)
+    if not 0 <= active <= MAX_COUNT:
+        facts.ignored.active += 1
+        active = 0
+    processed: int | None = int(event.get("processed") or 0)
+    if processed is not None and not 0 <= processed <= MAX_COUNT:
+        facts.ignored.processed += 1
+        processed = None
+    worker = facts.worker(hostname, now)
+    if worker is None:  # worker() counted the cap
+        return
+    facts.events_by_type[kind] += 1
+    if code == _OFFLINE:
+        worker.offline_at = now
+        worker.active = 0
+        return
+    worker.heartbeat_at = now
+    if "active" in event:
+        worker.regular = True
+        if freq is not None:
+            worker.freq = freq
+        if processed is None:
+            processed = worker.processed
+        if active > 0 or processed > worker.processed:
+            worker.last_activity = now
+        worker.active = active
+        worker.processed = processed
+    elif not worker.regular and freq is not None:
+        # A heartbeat asked for by remote control says freq=5 whatever the worker's
+        # real interval; trust it only until a periodic heartbeat tells the truth.
+        worker.freq = freq
+    if code == _ONLINE:
+        worker.offline_at = None
+        worker.sw_ident = str(event.get("sw_ident") or "")[:MAX_ID]
+        worker.sw_ver = str(event.get("sw_ver") or "")[:MAX_ID]
+
+
+def _freq(ignored: IgnoredFields, freq: float) -> float | None:
+    """A heartbeat's interval, or None (keep what is known) when it is out of range: not
+    clamped, since an absurd freq clamped to the top would still keep a ghost alive."""
+    if MIN_FREQ <= freq <= MAX_FREQ:  # NaN fails too
+        return freq
+    ignored.freq += 1
+    return None
