@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,6 +17,7 @@ from prometheus_client import CollectorRegistry
 
 from sentinel.alerts.book import AlertBook, Row, Transition
 from sentinel.alerts.repo import SqliteAlertRepo
+from sentinel.api.ports import ApiPorts, HealthFacts
 from sentinel.api.server import ApiServer
 from sentinel.clock import Clock, SystemClock
 from sentinel.collectors.events import EventCollector
@@ -23,15 +25,16 @@ from sentinel.collectors.filesystem_transport import transport_for
 from sentinel.collectors.inspect import InspectCollector
 from sentinel.collectors.queues import QueueCollector, probe_for
 from sentinel.config import Config
+from sentinel.config.schema import ServerConfig
 from sentinel.db.sqlite import Database
 from sentinel.facts.store import FactStore
 from sentinel.gc_pause import gc_paused
 from sentinel.metrics import SentinelCollector
-from sentinel.model import State
+from sentinel.model import Alert, State
 from sentinel.notify import maintenance
 from sentinel.notify.inhibit import Inhibitor
 from sentinel.notify.nflog import NotificationLog
-from sentinel.notify.pipeline import Dispatcher
+from sentinel.notify.pipeline import Dispatcher, Mute
 from sentinel.notify.route import build as build_route
 from sentinel.notify.sender import Sender
 from sentinel.notify.silence import Silencer
@@ -39,6 +42,7 @@ from sentinel.notify.silence.repo import SqliteSilenceRepo
 from sentinel.record.metrics import RecordingCollector
 from sentinel.record.recorder import Recorder, rolling, tapped
 from sentinel.rules import liveness
+from sentinel.rules.base import RuleBase
 from sentinel.rules.storage_failing import StorageFailingRule
 
 log = logging.getLogger("sentinel")
@@ -239,9 +243,20 @@ class Sentinel:
             registry.register(RecordingCollector(self.recorder))
         return registry
 
+    def api_ports(self) -> ApiPorts:
+        """The API's view of this daemon: one narrow adapter per thing it reads."""
+        return ApiPorts(
+            clock=self.clock,
+            settings=_Settings(self),
+            alerts=_Alerts(self),
+            rules=_Rules(self),
+            silences=self.silencer,
+            health=_Health(self),
+        )
+
     def start(self, *, serve: bool = True) -> None:
         if serve:
-            self.api = ApiServer(self, self.metrics_registry())
+            self.api = ApiServer(self.api_ports(), self.metrics_registry())
             self.api.start()
         if self.sender is not None:
             self.sender.start()
@@ -337,6 +352,62 @@ class Sentinel:
         if self.db is not None:
             self.db.close()
         log.info("sentinel stopped")
+
+
+# -- the API's ports (api/ports.py) over the running components ------------------------------
+# Each reads through the Sentinel at call time, because a reload swaps the config, the
+# inhibitor and the route under it.
+
+
+class _Settings:
+    def __init__(self, sentinel: Sentinel) -> None:
+        self._sentinel = sentinel
+
+    def server(self) -> ServerConfig:
+        return self._sentinel.config.server
+
+
+class _Alerts:
+    def __init__(self, sentinel: Sentinel) -> None:
+        self._sentinel = sentinel
+
+    def alerts(self) -> list[Alert]:
+        # list() of a dict view copies it in one step; the evaluator may be replacing entries.
+        return list(self._sentinel.book.alerts.values())
+
+    def mute(self, alert: Alert, now: float) -> Mute:
+        s = self._sentinel
+        if s.dispatcher is not None:
+            return s.dispatcher.mute(alert, now)
+        # No storage, so no dispatcher (a one-shot run): the silences and inhibitions alone.
+        return Mute(
+            tuple(s.silencer.muted_by(alert.labels, now)),
+            tuple(s.inhibitor.muted_by(alert.labels, now)),
+        )
+
+
+class _Rules:
+    def __init__(self, sentinel: Sentinel) -> None:
+        self._sentinel = sentinel
+
+    def rules(self) -> Sequence[RuleBase]:
+        return self._sentinel.config.rules
+
+
+class _Health:
+    def __init__(self, sentinel: Sentinel) -> None:
+        self._sentinel = sentinel
+
+    def health(self) -> HealthFacts:
+        s = self._sentinel
+        with s.store.lock:
+            probes = {name: replace(p) for name, p in s.store.probes.items()}
+        return HealthFacts(
+            events_connected=s.events.connected.is_set(),
+            probes=probes,
+            storage=s.db.health() if s.db is not None else None,
+            celery=s.config.celery,
+        )
 
 
 def resolved_retention(route: object | None) -> float:

@@ -5,29 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 from sentinel.api.http import Request, Response, finite, json_response
-from sentinel.api.ports import ApiPorts
+from sentinel.api.ports import AlertsPort, RulesPort
+from sentinel.clock import Clock
 from sentinel.model import Alert, State, rfc3339
 
 
-def current_alerts(sentinel: ApiPorts) -> list[Alert]:
+def current_alerts(port: AlertsPort) -> list[Alert]:
     """Pending and firing alerts, firing first, then by alertname and fingerprint."""
-    # list() of a dict view copies it in one step; the evaluator may be replacing entries.
-    alerts = [a for a in list(sentinel.book.alerts.values()) if a.state is not State.RESOLVED]
+    alerts = [a for a in port.alerts() if a.state is not State.RESOLVED]
     alerts.sort(
         key=lambda a: (a.state is not State.FIRING, a.labels.get("alertname", ""), a.fingerprint)
     )
     return alerts
-
-
-def mutes(sentinel: ApiPorts, alert: Alert, now: float) -> tuple[list[str], list[str]]:
-    """(silence ids, inhibiting fingerprints), decided as the dispatcher would decide now."""
-    if sentinel.dispatcher is not None:
-        mute = sentinel.dispatcher.mute(alert, now)
-        return list(mute.silenced_by), list(mute.inhibited_by)
-    return (
-        sentinel.silencer.muted_by(alert.labels, now),
-        sentinel.inhibitor.muted_by(alert.labels, now),
-    )
 
 
 def alert_to_api(alert: Alert, silenced_by: list[str], inhibited_by: list[str]) -> dict[str, Any]:
@@ -58,16 +47,19 @@ def rule_to_api(rule: Any, alerts: list[Alert]) -> dict[str, Any]:
 
 
 class AlertViews:
-    def __init__(self, sentinel: ApiPorts) -> None:
-        self.sentinel = sentinel
+    def __init__(self, alerts: AlertsPort, rules: RulesPort, clock: Clock) -> None:
+        self.port = alerts
+        self.rules_port = rules
+        self.clock = clock
 
     def alerts(self, request: Request) -> Response:
-        now = self.sentinel.clock.now()
-        body = [
-            alert_to_api(a, *mutes(self.sentinel, a, now)) for a in current_alerts(self.sentinel)
-        ]
+        now = self.clock.now()
+        body = []
+        for alert in current_alerts(self.port):
+            mute = self.port.mute(alert, now)
+            body.append(alert_to_api(alert, list(mute.silenced_by), list(mute.inhibited_by)))
         return json_response(body)
 
     def rules(self, request: Request) -> Response:
-        alerts = current_alerts(self.sentinel)
-        return json_response([rule_to_api(r, alerts) for r in self.sentinel.config.rules])
+        alerts = current_alerts(self.port)
+        return json_response([rule_to_api(r, alerts) for r in self.rules_port.rules()])

@@ -10,32 +10,30 @@ on, not a blind spot.
 from __future__ import annotations
 
 from sentinel.api.http import Request, Response, text
-from sentinel.api.ports import ApiPorts
+from sentinel.api.ports import HealthFacts, HealthPort
+from sentinel.clock import Clock
 
 
-def not_ready(sentinel: ApiPorts, now: float) -> list[str]:
+def not_ready(facts: HealthFacts, now: float) -> list[str]:
     """Why sentinel is not ready; empty when it is."""
     reasons: list[str] = []
-    store = sentinel.store
-    with store.lock:
-        events = store.probes.get("events")
-        inspect = store.probes.get("inspect")
-        events_error = events.error if events is not None and not events.ok else None
-        inspect_ok_at = inspect.ok_at if inspect is not None else None
-        inspect_error = inspect.error if inspect is not None and not inspect.ok else None
+    events = facts.probes.get("events")
+    inspect = facts.probes.get("inspect")
+    events_error = events.error if events is not None and not events.ok else None
+    inspect_ok_at = inspect.ok_at if inspect is not None else None
+    inspect_error = inspect.error if inspect is not None and not inspect.ok else None
 
-    if not sentinel.events.connected.is_set():
+    if not facts.events_connected:
         reasons.append(
             f"events: not connected ({events_error})" if events_error else "events: not connected"
         )
 
-    if sentinel.db is not None:
-        storage = sentinel.db.health()
-        if not storage.healthy:
-            # Still paging, from memory; but not ready: a restart now would lose the state.
-            reasons.append(f"storage: {storage.reason}")
+    storage = facts.storage
+    if storage is not None and not storage.healthy:
+        # Still paging, from memory; but not ready: a restart now would lose the state.
+        reasons.append(f"storage: {storage.reason}")
 
-    celery = sentinel.config.celery
+    celery = facts.celery
     # A round is due every interval and may take up to timeout; one late round is tolerated.
     stale_after = 2 * celery.inspect_interval + celery.inspect_timeout
     if inspect_error is not None:
@@ -51,14 +49,15 @@ def not_ready(sentinel: ApiPorts, now: float) -> list[str]:
 
 
 class Health:
-    def __init__(self, sentinel: ApiPorts) -> None:
-        self.sentinel = sentinel
+    def __init__(self, health: HealthPort, clock: Clock) -> None:
+        self.port = health
+        self.clock = clock
 
     def healthz(self, request: Request) -> Response:
         return text("ok\n")
 
     def readyz(self, request: Request) -> Response:
-        reasons = not_ready(self.sentinel, self.sentinel.clock.now())
+        reasons = not_ready(self.port.health(), self.clock.now())
         if reasons:
             return text("; ".join(reasons) + "\n", 503)
         return text("ok\n")

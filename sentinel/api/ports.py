@@ -1,42 +1,43 @@
-"""What the HTTP API reads and writes, as small Protocols: the API knows these, never the
-composition root that satisfies them (app.py's Sentinel does, structurally), so `api/` imports
-nothing of `app.py` and a test can serve the API over fakes.
+"""What the HTTP API reads and writes: one small Protocol per thing, bundled in ApiPorts.
 
-Reads: the alerts (book), the loaded rules and server settings (config, swapped on reload),
-how an alert is muted (dispatcher, or silencer + inhibitor without one), readiness (store
-probes, event stream, storage health). Writes: silences.
+The API knows these and nothing of the composition root: app.py builds an adapter for each
+over the running components (and swaps what they read on reload), a test can serve the API
+over fakes, and a new endpoint says in its constructor which ports it reads. Add a port for a
+new thing read rather than widening one.
 """
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from sentinel.clock import Clock
-from sentinel.config import Config
+from sentinel.config.schema import CeleryConfig, ServerConfig
 from sentinel.db.health import StorageHealth
-from sentinel.facts.store import FactStore
+from sentinel.facts.store import Probe
 from sentinel.model import Alert
 from sentinel.notify.pipeline import Mute
 from sentinel.notify.silence import Silence
+from sentinel.rules.base import RuleBase
 
 
-class Alerts(Protocol):
-    @property
-    def alerts(self) -> Mapping[str, Alert]: ...
+class AlertsPort(Protocol):
+    """The alert book's alerts, and what mutes one as the dispatcher would decide now."""
 
+    def alerts(self) -> list[Alert]: ...
 
-class Dispatching(Protocol):
     def mute(self, alert: Alert, now: float) -> Mute: ...
 
 
-class MutedBy(Protocol):
-    def muted_by(self, labels: Mapping[str, str], now: float) -> list[str]: ...
+class RulesPort(Protocol):
+    """The loaded rules (swapped on reload)."""
+
+    def rules(self) -> Sequence[RuleBase]: ...
 
 
-class Silences(MutedBy, Protocol):
-    """Read and written by /api/v1/silences."""
+class SilencesPort(Protocol):
+    """Read and written by the silence endpoints."""
 
     def all(self) -> list[Silence]: ...
 
@@ -47,41 +48,31 @@ class Silences(MutedBy, Protocol):
     def expire(self, silence_id: str, now: float) -> Silence | None: ...
 
 
-class Stream(Protocol):
-    @property
-    def connected(self) -> threading.Event: ...
+@dataclass(frozen=True, slots=True)
+class HealthFacts:
+    """What readiness is judged from, copied at one moment."""
+
+    events_connected: bool  # subscribed to the event stream
+    probes: Mapping[str, Probe]  # each collector's last success and failure (copies)
+    storage: StorageHealth | None  # None: no storage (a one-shot run)
+    celery: CeleryConfig  # the inspect interval and timeout that make a round stale
 
 
-class Storage(Protocol):
-    def health(self) -> StorageHealth: ...
+class HealthPort(Protocol):
+    def health(self) -> HealthFacts: ...
 
 
-class ApiPorts(Protocol):
-    """Everything the API touches, each through one of the Protocols above."""
+class SettingsPort(Protocol):
+    """The server section (re-read on every request: a reload may change the token)."""
 
-    @property
-    def clock(self) -> Clock: ...
+    def server(self) -> ServerConfig: ...
 
-    @property
-    def config(self) -> Config: ...
 
-    @property
-    def book(self) -> Alerts: ...
-
-    @property
-    def dispatcher(self) -> Dispatching | None: ...
-
-    @property
-    def silencer(self) -> Silences: ...
-
-    @property
-    def inhibitor(self) -> MutedBy: ...
-
-    @property
-    def store(self) -> FactStore: ...
-
-    @property
-    def events(self) -> Stream: ...
-
-    @property
-    def db(self) -> Storage | None: ...
+@dataclass(frozen=True, slots=True)
+class ApiPorts:
+    clock: Clock
+    settings: SettingsPort
+    alerts: AlertsPort
+    rules: RulesPort
+    silences: SilencesPort
+    health: HealthPort

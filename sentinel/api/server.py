@@ -213,17 +213,17 @@ def _peer(channel: HTTPChannel) -> str:
 class ApiServer:
     def __init__(
         self,
-        sentinel: ApiPorts,
+        ports: ApiPorts,
         registry: CollectorRegistry,
         limits: Limits | None = None,
     ) -> None:
-        self.sentinel = sentinel
+        self.ports = ports
         self.limits = limits or Limits()
         self.registry = registry  # /metrics: the collectors the composition root registered
         self._metrics_app = make_wsgi_app(registry)
-        health = Health(sentinel)
-        alerts = AlertViews(sentinel)
-        silences = SilenceViews(sentinel)
+        health = Health(ports.health, ports.clock)
+        alerts = AlertViews(ports.alerts, ports.rules, ports.clock)
+        silences = SilenceViews(ports.silences, ports.clock)
         self.routes = [
             route("/healthz", GET=health.healthz),
             route("/readyz", GET=health.readyz),
@@ -233,7 +233,7 @@ class ApiServer:
             route("/api/v1/silences", GET=silences.index, POST=silences.create),
             route("/api/v1/silences/{id}", DELETE=silences.expire),
         ]
-        host, port = sentinel.config.server.host_port
+        host, port = ports.settings.server().host_port
         # Until start() knows the bound address, judge by the configured one.
         self.address = (host, port)
         self._server: _Server | None = None
@@ -243,7 +243,7 @@ class ApiServer:
     # -- lifecycle ------------------------------------------------------------------------
 
     def start(self) -> None:
-        host, port = self.sentinel.config.server.host_port
+        host, port = self.ports.settings.server().host_port
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         limits = self.limits
         adj = Adjustments(
@@ -376,7 +376,7 @@ class ApiServer:
 
     def _token(self) -> str:
         # Read on every request: a SIGHUP reload may have changed the token.
-        secret = self.sentinel.config.server.token
+        secret = self.ports.settings.server().token
         return secret.get_secret_value() if secret is not None else ""
 
     def authorize(self, request: Request) -> None:

@@ -90,7 +90,7 @@ def make_api(tmp_path: Path, redis_url: str) -> Iterator[Callable[..., Api]]:
             hook_secret=HOOK_SECRET,
         )
         sentinel = Sentinel(parse(text, env={}))
-        server = ApiServer(sentinel, sentinel.metrics_registry())
+        server = ApiServer(sentinel.api_ports(), sentinel.metrics_registry())
         server.start()
         api = Api(sentinel, server)
         running.append(api)
@@ -274,7 +274,7 @@ def test_stop_closes_the_socket_and_a_new_server_serves_the_same_state(
     api.server.stop()
     with pytest.raises(requests.ConnectionError):
         api.get("/healthz")
-    again = ApiServer(api.sentinel, api.sentinel.metrics_registry())
+    again = ApiServer(api.sentinel.api_ports(), api.sentinel.metrics_registry())
     again.start()
     try:
         r = requests.get(f"http://127.0.0.1:{again.port}/api/v1/silences", timeout=10)

@@ -75,7 +75,7 @@ def make_front(tmp_path: Path, redis_url: str) -> Iterator[Callable[..., Front]]
             token=token,
         )
         sentinel = Sentinel(parse(text, env={}))
-        server = ApiServer(sentinel, sentinel.metrics_registry(), limits=limits)
+        server = ApiServer(sentinel.api_ports(), sentinel.metrics_registry(), limits=limits)
         server.start()
         front = Front(sentinel, server)
         running.append(front)

@@ -101,3 +101,55 @@ def test_the_cli_and_the_config_loader_come_without_the_schema() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def reachable(graph: dict[str, set[str]], start: str) -> set[str]:
+    seen: set[str] = set()
+    stack = [start]
+    while stack:
+        for nxt in graph[stack.pop()]:
+            if nxt not in seen:
+                seen.add(nxt)
+                stack.append(nxt)
+    return seen
+
+
+# Who may not reach whom, directly or through others: the composition root (app.py) and the
+# commands (cli/) see everything; the API and /metrics read ports and never the root; each
+# stage of the data flow (collect -> facts -> rules -> alerts -> notify -> channels) knows
+# nothing downstream of it.
+ROOT = ("sentinel.app", "sentinel.cli")
+FORBIDDEN = {
+    "sentinel.api": (*ROOT, "sentinel.metrics", "sentinel.collectors"),
+    "sentinel.metrics": (*ROOT, "sentinel.api", "sentinel.collectors"),
+    "sentinel.facts": (*ROOT, "sentinel.collectors", "sentinel.rules", "sentinel.alerts"),
+    "sentinel.rules": (*ROOT, "sentinel.alerts", "sentinel.notify", "sentinel.channels"),
+    "sentinel.alerts": (*ROOT, "sentinel.notify", "sentinel.channels", "sentinel.api"),
+    "sentinel.notify": (*ROOT, "sentinel.api", "sentinel.collectors"),
+    "sentinel.channels": (*ROOT, "sentinel.notify.pipeline", "sentinel.api"),
+}
+
+
+def test_layers_reach_only_upstream() -> None:
+    known = modules()
+    graph = {name: imports(path, known) - {name} for name, path in known.items()}
+    broken = []
+    for layer, forbidden in FORBIDDEN.items():
+        for name in (n for n in graph if n == layer or n.startswith(layer + ".")):
+            bad = sorted(
+                m
+                for m in reachable(graph, name)
+                if any(m == f or m.startswith(f + ".") for f in forbidden)
+            )
+            if bad:
+                broken.append(f"{name} -> {bad}")
+    assert not broken, "\n".join(broken)
+
+
+def test_the_layer_check_sees_a_violation() -> None:
+    graph = {
+        "sentinel.api.x": {"sentinel.util"},
+        "sentinel.util": {"sentinel.app"},
+        "sentinel.app": set(),
+    }
+    assert reachable(graph, "sentinel.api.x") == {"sentinel.util", "sentinel.app"}

@@ -6,17 +6,24 @@ import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from prometheus_client import CollectorRegistry
 
 from sentinel.api.http import MAX_BODY
+from sentinel.api.ports import ApiPorts, HealthFacts
 from sentinel.api.server import ApiServer, is_loopback
 from sentinel.app import Sentinel
 from sentinel.clock import FakeClock
 from sentinel.config import parse
+from sentinel.facts.store import Probe
+from sentinel.model import Alert, Labels, State
+from sentinel.notify.pipeline import Mute
+from sentinel.notify.silence import Silence
 from tests.helpers import T0
 
 CONFIG = """
@@ -31,21 +38,26 @@ rules:
 """
 
 
-def make_api(tmp_path: Path, listen: str = "127.0.0.1:9808", token: str = "") -> ApiServer:
+def serve(
+    tmp_path: Path, listen: str = "127.0.0.1:9808", token: str = ""
+) -> tuple[ApiServer, Sentinel]:
     text = CONFIG.format(
         path=tmp_path / f"s-{listen.replace(':', '_')}.db", listen=listen, token=token
     )
-    return ApiServer(
-        sentinel := Sentinel(parse(text, env={}), FakeClock(T0)), sentinel.metrics_registry()
-    )
+    sentinel = Sentinel(parse(text, env={}), FakeClock(T0))
+    return ApiServer(sentinel.api_ports(), sentinel.metrics_registry()), sentinel
+
+
+def make_api(tmp_path: Path, listen: str = "127.0.0.1:9808", token: str = "") -> ApiServer:
+    return serve(tmp_path, listen, token)[0]
 
 
 @pytest.fixture
 def api(tmp_path: Path) -> Iterator[ApiServer]:
-    server = make_api(tmp_path)
+    server, sentinel = serve(tmp_path)
     yield server
-    if server.sentinel.db is not None:
-        server.sentinel.db.close()
+    if sentinel.db is not None:
+        sentinel.db.close()
 
 
 def call(
@@ -207,11 +219,79 @@ def test_writes_by_listen_address_and_token(
 
 
 def test_a_reloaded_token_lifts_read_only_at_once(tmp_path: Path) -> None:
-    api = make_api(tmp_path, "0.0.0.0:9808", "")
+    api, sentinel = serve(tmp_path, "0.0.0.0:9808", "")
     assert api.read_only
-    api.sentinel.config = parse(
+    sentinel.config = parse(
         CONFIG.format(path=tmp_path / "x.db", listen="0.0.0.0:9808", token="new"), env={}
     )
     assert not api.read_only
     headers = {"HTTP_AUTHORIZATION": "Bearer new"}
     assert call(api, "POST", "/api/v1/silences", json.dumps(silence()).encode(), headers)[0] == 200
+
+
+# -- the API over its ports alone ----------------------------------------------------------
+
+
+class FakeSilences:
+    def __init__(self) -> None:
+        self.by_id: dict[str, Silence] = {}
+
+    def all(self) -> list[Silence]:
+        return list(self.by_id.values())
+
+    def get(self, silence_id: str) -> Silence | None:
+        return self.by_id.get(silence_id)
+
+    def put(self, silence: Silence) -> Silence:
+        self.by_id[silence.id] = silence
+        return silence
+
+    def expire(self, silence_id: str, now: float) -> Silence | None:
+        return self.by_id.get(silence_id)
+
+
+class FakeAlerts:
+    def __init__(self, alerts: list[Alert]) -> None:
+        self._alerts = alerts
+
+    def alerts(self) -> list[Alert]:
+        return self._alerts
+
+    def mute(self, alert: Alert, now: float) -> Mute:
+        return Mute(("s1",), ()) if alert.rule == "Muted" else Mute((), ())
+
+
+def test_the_api_serves_from_its_ports_alone() -> None:
+    # No Sentinel, no store, no database: each endpoint reads only the port it names.
+    config = parse(CONFIG.format(path="unused.db", listen="127.0.0.1:0", token=""), env={})
+    firing = Alert("Muted", Labels({"alertname": "Muted"}), {}, State.FIRING, T0, 1.0, 0.0, T0)
+    pending = Alert("Other", Labels({"alertname": "Other"}), {}, State.PENDING, T0, 1.0, 0.0)
+    gone = Alert("Gone", Labels({"alertname": "Gone"}), {}, State.RESOLVED, T0, 1.0, 0.0, T0)
+    inspect = Probe("inspect", ok_at=T0 - 1)
+    facts = HealthFacts(True, {"inspect": inspect}, None, config.celery)
+    ports = ApiPorts(
+        clock=FakeClock(T0),
+        settings=SimpleNamespace(server=lambda: config.server),
+        alerts=FakeAlerts([pending, gone, firing]),
+        rules=SimpleNamespace(rules=lambda: config.rules),
+        silences=FakeSilences(),
+        health=SimpleNamespace(health=lambda: facts),
+    )
+    api = ApiServer(ports, CollectorRegistry())
+    status, body = call(api, "GET", "/api/v1/alerts")
+    assert status == 200
+    assert [(a["labels"]["alertname"], a["silencedBy"]) for a in body] == [
+        ("Muted", ["s1"]),
+        ("Other", []),
+    ]
+    status, body = call(api, "GET", "/api/v1/rules")
+    assert [(r["name"], r["state"]) for r in body] == [("NoLiveWorkers", "inactive")]
+    assert call(api, "POST", "/api/v1/silences", json.dumps(silence()).encode())[0] == 200
+    assert [s["matchers"][0]["value"] for s in call(api, "GET", "/api/v1/silences")[1]] == [
+        "NoLiveWorkers"
+    ]
+    assert api.handle({"REQUEST_METHOD": "GET", "PATH_INFO": "/readyz"}).status == 200
+    stale = HealthFacts(False, {"inspect": inspect}, None, config.celery)
+    ports.health.health = lambda: stale  # type: ignore[method-assign]
+    response = api.handle({"REQUEST_METHOD": "GET", "PATH_INFO": "/readyz"})
+    assert (response.status, response.body) == (503, b"events: not connected\n")

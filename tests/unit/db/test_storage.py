@@ -201,7 +201,9 @@ def test_storage_failing_is_an_alert_a_readiness_reason_and_a_metric(tmp_path: P
     registry.register(SentinelCollector(s))
     s.evaluate()
     assert not s.book.alerts
-    assert not any(r.startswith("storage") for r in not_ready(s, clock.now()))
+    assert not any(
+        r.startswith("storage") for r in not_ready(s.api_ports().health.health(), clock.now())
+    )
     assert "sentinel_storage_healthy 1.0" in generate_latest(registry).decode()
 
     make_readonly(s.db)
@@ -214,7 +216,9 @@ def test_storage_failing_is_an_alert_a_readiness_reason_and_a_metric(tmp_path: P
     )
     assert alert.state is State.FIRING and alert.value == 30.0
     assert "restart now would forget" in alert.annotations["summary"]
-    [reason] = [r for r in not_ready(s, clock.now()) if r.startswith("storage")]
+    [reason] = [
+        r for r in not_ready(s.api_ports().health.health(), clock.now()) if r.startswith("storage")
+    ]
     assert "readonly" in reason
     text = generate_latest(registry).decode()
     assert "sentinel_storage_healthy 0.0" in text
