@@ -29,7 +29,10 @@ from sentinel.config.schema import ServerConfig
 from sentinel.db.sqlite import Database
 from sentinel.facts.store import FactStore
 from sentinel.gc_pause import gc_paused
-from sentinel.metrics import SentinelCollector
+from sentinel.metrics.alerts import AlertsCollector
+from sentinel.metrics.delivery import DeliveryCollector
+from sentinel.metrics.facts import FactsCollector
+from sentinel.metrics.storage import StorageCollector
 from sentinel.model import Alert, State
 from sentinel.notify import maintenance
 from sentinel.notify.inhibit import Inhibitor
@@ -235,10 +238,14 @@ class Sentinel:
     # -- daemon lifecycle ------------------------------------------------------------------
 
     def metrics_registry(self) -> CollectorRegistry:
-        """/metrics: a registry of its own (never the global one), with the scrape-time
-        collector over this daemon's components."""
+        """/metrics: a registry of its own (never the global one), with one scrape-time
+        collector per source."""
         registry = CollectorRegistry()
-        registry.register(SentinelCollector(self))
+        registry.register(FactsCollector(self.store, self.clock))
+        registry.register(AlertsCollector(self.book, lambda: [r.name for r in self.config.rules]))
+        registry.register(DeliveryCollector(self.sender, lambda: list(self.config.channels)))
+        if self.db is not None:
+            registry.register(StorageCollector(self.db.health))
         if self.recorder is not None:
             registry.register(RecordingCollector(self.recorder))
         return registry

@@ -70,6 +70,8 @@ class Response:
     body: bytes
     content_type: str = "text/plain; charset=utf-8"
     headers: tuple[tuple[str, str], ...] = ()
+    # Written as it is made, instead of body (and with no Content-Length): /metrics.
+    stream: Iterable[bytes] | None = None
 
     @property
     def status_line(self) -> str:
@@ -83,7 +85,7 @@ class Response:
         out = list(self.headers)
         if "content-type" not in names:
             out.append(("Content-Type", self.content_type))
-        if "content-length" not in names:
+        if "content-length" not in names and self.stream is None:
             out.append(("Content-Length", str(len(self.body))))
         return out
 

@@ -23,8 +23,9 @@ from collections.abc import Callable, Iterable, Mapping
 from contextlib import suppress
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs
 
-from prometheus_client import CollectorRegistry, make_wsgi_app
+from prometheus_client import CollectorRegistry
 from waitress import wasyncore
 from waitress.adjustments import Adjustments
 from waitress.channel import HTTPChannel
@@ -33,6 +34,7 @@ from waitress.server import TcpWSGIServer
 from waitress.task import ErrorTask, ThreadedTaskDispatcher
 
 from sentinel.api.alerts import AlertViews
+from sentinel.api.exposition import encode, gzipped, wants_gzip
 from sentinel.api.health import Health
 from sentinel.api.http import MAX_BODY, HttpError, Request, Response, error
 from sentinel.api.ports import ApiPorts
@@ -220,7 +222,6 @@ class ApiServer:
         self.ports = ports
         self.limits = limits or Limits()
         self.registry = registry  # /metrics: the collectors the composition root registered
-        self._metrics_app = make_wsgi_app(registry)
         health = Health(ports.health, ports.clock)
         alerts = AlertViews(ports.alerts, ports.rules, ports.clock)
         silences = SilenceViews(ports.silences, ports.clock)
@@ -347,7 +348,9 @@ class ApiServer:
             response.status,
             len(response.body),
         )
-        return [] if method == "HEAD" else [response.body]
+        if method == "HEAD":
+            return []
+        return response.stream if response.stream is not None else [response.body]
 
     def handle(self, environ: WSGIEnvironment) -> Response:
         method = environ.get("REQUEST_METHOD", "GET").upper()
@@ -398,13 +401,15 @@ class ApiServer:
             raise HttpError(401, "invalid token", challenge)
 
     def metrics(self, request: Request) -> Response:
-        """prometheus_client's own WSGI app, for its content negotiation and gzip."""
-        status: list[str] = []
-        headers: list[tuple[str, str]] = []
-
-        def start_response(s: str, h: list[tuple[str, str]], exc_info: Any = None) -> Any:
-            status.append(s)
-            headers.extend(h)
-
-        body = b"".join(self._metrics_app(dict(request.environ), start_response))
-        return Response(int(status[0].split()[0]), body, headers=tuple(headers))
+        """The registry in the format the scraper asked for (prometheus_client's negotiation),
+        gzipped if it accepts that, written while it is made (api/exposition.py)."""
+        registry: Any = self.registry
+        names = parse_qs(request.environ.get("QUERY_STRING", "")).get("name[]")
+        if names:  # prometheus_client's filter: only the families named
+            registry = registry.restricted_registry(names)
+        content_type, chunks = encode(registry, request.header("Accept"))
+        headers = [("Content-Type", content_type)]
+        if wants_gzip(request.header("Accept-Encoding")):
+            chunks = gzipped(chunks)
+            headers.append(("Content-Encoding", "gzip"))
+        return Response(200, b"", headers=tuple(headers), stream=chunks)

@@ -16,7 +16,7 @@ from sentinel.clock import FakeClock
 from sentinel.config import parse
 from sentinel.facts.tasks import HISTOGRAM_BOUNDS
 from sentinel.facts.windows import COUNTERS
-from sentinel.metrics import SentinelCollector
+from sentinel.metrics.facts import FactsCollector
 from tests.helpers import T0
 
 W1, W2 = "w1@host", "w2@host"
@@ -66,9 +66,7 @@ def sentinel(tmp_path: Path, clock: FakeClock) -> Any:
 
 @pytest.fixture
 def registry(sentinel: Sentinel) -> CollectorRegistry:
-    registry = CollectorRegistry()
-    registry.register(SentinelCollector(sentinel))
-    return registry
+    return sentinel.metrics_registry()
 
 
 def scrape(registry: CollectorRegistry) -> tuple[str, Samples, dict[str, str]]:
@@ -246,10 +244,9 @@ def test_nothing_collected_yet(sentinel: Sentinel, registry: Any) -> None:
 
 
 def test_a_second_collector_with_the_same_names_is_refused(sentinel: Sentinel) -> None:
-    registry = CollectorRegistry()
-    registry.register(SentinelCollector(sentinel))
+    registry = sentinel.metrics_registry()
     with pytest.raises(ValueError, match="Duplicated timeseries"):
-        registry.register(SentinelCollector(sentinel))
+        registry.register(FactsCollector(sentinel.store, sentinel.clock))
 
 
 @pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool is not installed")

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import generate_latest
 
 from sentinel.alerts.repo import SqliteAlertRepo
 from sentinel.api.health import not_ready
@@ -22,7 +22,6 @@ from sentinel.app import Sentinel
 from sentinel.clock import FakeClock
 from sentinel.config import parse
 from sentinel.db.sqlite import Database
-from sentinel.metrics import SentinelCollector
 from sentinel.model import Labels, State
 from sentinel.notify.nflog import NotificationLog
 from tests.unit.notify.test_pipeline import CONFIG as PIPELINE_CONFIG
@@ -197,8 +196,7 @@ def test_storage_failing_is_an_alert_a_readiness_reason_and_a_metric(tmp_path: P
     s = Sentinel(parse(CONFIG.format(path=tmp_path / "sentinel.db"), env={}), clock)
     s.queues = None
     assert s.db is not None
-    registry = CollectorRegistry()
-    registry.register(SentinelCollector(s))
+    registry = s.metrics_registry()
     s.evaluate()
     assert not s.book.alerts
     assert not any(
