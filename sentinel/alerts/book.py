@@ -374,10 +374,10 @@ def annotations(rule: Any, alert: Alert) -> dict[str, str]:
         "rule": rule.name,
         **{k: v for k, v in dict(alert.labels).items() if k not in ("value", "threshold")},
     }
-    for key in ("window", "idle_for"):
-        if hasattr(rule, key):
+    for key in ("window", "idle_for", "running_for", "stalled_for", "every", "grace"):
+        if getattr(rule, key, None) is not None:
             context[key] = format_duration(getattr(rule, key))
-    for key in ("measure", "workers", "queues", "tasks", "min_count"):
+    for key in ("measure", "workers", "queues", "tasks", "min_count", "event", "restarts"):
         if hasattr(rule, key):
             context[key] = getattr(rule, key)
     if hasattr(rule, "percentile"):

@@ -312,6 +312,10 @@ class FactStore:
             names = dict.fromkeys(configured)
             for worker in self.workers.values():
                 names.update(dict.fromkeys(worker.queues))
+            # A queue last seen holding messages stays measured until it is empty: after a
+            # deploy renamed a queue, no worker lists the old one, and it is the one that
+            # matters (queue_unconsumed).
+            names.update((n, None) for n, q in self.queues.items() if q.depth)
             return list(names)
 
     def prune(self, now: float) -> None:

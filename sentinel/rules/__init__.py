@@ -14,8 +14,11 @@ from sentinel.rules import (
     idle_worker,
     no_live_workers,
     queue_backlog,
+    queue_unconsumed,
     storage_failing,
     task_latency,
+    task_rate,
+    watchdog,
 )
 from sentinel.rules.base import GENERIC_SUMMARY, Evaluate, RuleBase, RuleKind
 
@@ -28,6 +31,9 @@ RULES: dict[str, RuleKind] = {
         idle_worker.KIND,
         task_latency.KIND,
         broker_unreachable.KIND,
+        watchdog.KIND,
+        task_rate.KIND,
+        queue_unconsumed.KIND,
         storage_failing.KIND,  # built in, never configured: added by the app with storage
     )
 }

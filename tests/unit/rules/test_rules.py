@@ -77,6 +77,9 @@ def test_every_kind_is_registered() -> None:
         "idle_worker",
         "task_latency",
         "broker_unreachable",
+        "watchdog",
+        "task_rate",
+        "queue_unconsumed",
         "storage_failing",  # built in, not configurable
     }
     for kind in RULES:
