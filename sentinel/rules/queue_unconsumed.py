@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from typing import Literal
 
-from sentinel.facts.store import FactStore, QueueDepth
+from sentinel.facts.queue_flow import consumed
+from sentinel.facts.store import FactStore
 from sentinel.fields import Globs
 from sentinel.model import Sample
 from sentinel.rules.base import RuleBase, RuleKind, matching
@@ -25,27 +26,6 @@ class QueueUnconsumedRule(RuleBase):
         return f"messages waiting and no live consumer, for queues {list(self.queues)}"
 
 
-def consumed(store: FactStore, q: QueueDepth, now: float) -> bool | None:
-    """Whether a live consumer takes from the queue; None when sentinel cannot tell.
-
-    Shared with queue_stalled. Call with store.lock held.
-    """
-    if q.consumers is not None:
-        return q.consumers > 0
-    inspect = store.probes.get("inspect")
-    if inspect is None or not inspect.ok:
-        return None  # no active_queues answer to go by
-    unknown = False
-    for worker in store.workers.values():
-        if not worker.alive(now):
-            continue
-        if q.name in worker.queues:
-            return True
-        # A live worker that has not answered active_queues yet may be the consumer.
-        unknown = unknown or not worker.queues
-    return None if unknown else False
-
-
 def evaluate(rule: QueueUnconsumedRule, store: FactStore, now: float) -> list[Sample]:
     """One sample per measured queue: its depth; true while messages wait and none consumes."""
     samples = []
@@ -54,7 +34,11 @@ def evaluate(rule: QueueUnconsumedRule, store: FactStore, now: float) -> list[Sa
         if q.depth is None:
             samples.append(Sample({"queue": name}, None, 0.0, None))
             continue
-        verdict = False if q.depth == 0 else _negate(consumed(store, q, now))
+        verdict = (
+            False
+            if q.depth == 0
+            else _negate(consumed(name, q.consumers, store.workers, store.inspect_ok(), now))
+        )
         samples.append(Sample({"queue": name}, float(q.depth), 0.0, verdict))
     return samples
 
