@@ -20,6 +20,7 @@ from sentinel.alerts.repo import SqliteAlertRepo
 from sentinel.api.ports import ApiPorts, HealthFacts
 from sentinel.api.server import ApiServer
 from sentinel.clock import Clock, SystemClock
+from sentinel.collectors.beat_schedule import resolve as beat_periods
 from sentinel.collectors.events import EventCollector
 from sentinel.collectors.filesystem_transport import transport_for
 from sentinel.collectors.inspect import InspectCollector
@@ -27,6 +28,7 @@ from sentinel.collectors.queues import QueueCollector, probe_for
 from sentinel.config import Config
 from sentinel.config.schema import ServerConfig
 from sentinel.db.sqlite import Database
+from sentinel.facts.periodic_repo import PeriodicRepo, SqlitePeriodicRepo
 from sentinel.facts.store import FactStore
 from sentinel.gc_pause import gc_paused
 from sentinel.metrics.alerts import AlertsCollector
@@ -72,7 +74,7 @@ def celery_app(config: Config) -> Celery:
 
 def build_store(config: Config) -> FactStore:
     limits = config.limits
-    return FactStore(
+    store = FactStore(
         bucket=limits.bucket,
         retention=config.max_window,
         max_task_names=limits.max_task_names,
@@ -81,7 +83,11 @@ def build_store(config: Config) -> FactStore:
         max_inflight=limits.max_inflight_tasks,
         worker_retention=limits.worker_retention,
         max_window_bytes=limits.max_window_mib << 20,
+        max_running=limits.max_running_tasks,
+        max_lost=limits.max_lost_tasks,
     )
+    store.fact_retention = config.max_fact_window
+    return store
 
 
 class Sentinel:
@@ -100,6 +106,13 @@ class Sentinel:
         self.store.started_at = self.clock.now()
         self.db = Database(config.storage.path, now=self.clock.now) if persist else None
         self.book = AlertBook(SqliteAlertRepo(self.db) if self.db is not None else None)
+        # periodic_task: the beat schedule's periods (ConfigError when the app cannot be
+        # imported), and what the previous run saw of each periodic task.
+        self.store.periodic.schedule = beat_periods(config)
+        self.periodic_repo: PeriodicRepo | None = None
+        if self.db is not None:
+            self.periodic_repo = SqlitePeriodicRepo(self.db)
+            self.store.periodic.remembered = self.periodic_repo.load()
         # What the collectors write to the store, also to a recording (`record:`; sentinel.record).
         # Only the daemon keeps the configured one: `eval` (persist=False) records nothing.
         if recorder is None and config.record is not None and persist:
@@ -166,6 +179,10 @@ class Sentinel:
             with gc_paused():  # sentinel/gc_pause.py: the tick's garbage is acyclic
                 transitions, rows = self.book.tick(self.rules(), self.store, now)
             self._evaluated_at = now
+            if self.periodic_repo is not None and self.store.periodic.watched:
+                with self.store.lock:
+                    rows = self.store.periodic.rows(now)
+                self.periodic_repo.save(rows)
             self.store.prune(now)
             self._alive_at_eval = self._alive(now)
             if self.dispatcher is not None:
@@ -323,6 +340,7 @@ class Sentinel:
         with self._eval_lock:
             self.config = config
             self.store.set_retention(config.max_window)
+            self.store.fact_retention = config.max_fact_window
             self.inhibitor = Inhibitor(config.inhibit)
             self.route = build_route(config.route) if config.route is not None else None
             self.book.resolved_retention = resolved_retention(self.route)

@@ -87,6 +87,9 @@ class Sample:
     value: float | None
     threshold: float
     active: bool | None
+    # Annotations of this instance beyond the rendered summary (stuck_task's task ids): what a
+    # template cannot know from labels, value and threshold.
+    detail: Mapping[str, str] | None = None
 
 
 @dataclass(frozen=True, slots=True)

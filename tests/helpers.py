@@ -69,14 +69,22 @@ class Worker:
         log_dir: Path,
         heartbeat: int = 1,
         concurrency: int = 1,
+        events: bool = True,
+        hostname: str | None = None,
+        env: dict[str, str] | None = None,
+        pool: str | None = None,
     ) -> None:
+        """events=False: no `-E` and worker_send_task_events off (sentinel sees no events
+        unless it enables them). hostname: a fixed name (a restart of the same worker)."""
         self.name = name
-        self.hostname = f"{name}@{socket.gethostname()}"
+        self.hostname = hostname or f"{name}@{socket.gethostname()}"
         env = {
             **os.environ,
             "SENTINEL_TEST_BROKER": broker.url,
             "SENTINEL_TEST_QUEUE": queue,
+            "SENTINEL_TEST_EVENTS": "1" if events else "0",
             "PYTHONPATH": str(ROOT),
+            **(env or {}),
         }
         self.log_path = log_dir / f"{name}.log"
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - kept open for the process
@@ -89,10 +97,10 @@ class Worker:
                 "tests.integration.app",
                 "worker",
                 "-P",
-                "solo" if concurrency == 1 else "prefork",
+                pool or ("solo" if concurrency == 1 else "prefork"),
                 "-c",
                 str(concurrency),
-                "-E",
+                *(["-E"] if events else []),
                 "-n",
                 self.hostname,
                 "-Q",

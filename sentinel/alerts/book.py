@@ -281,7 +281,17 @@ class AlertBook:
                 for_=rule.for_,
                 now=now,
             )
-            self._record(prev, new, fp, labels, rule, tick.transitions, tick.changed, tick.removed)
+            self._record(
+                prev,
+                new,
+                fp,
+                labels,
+                rule,
+                tick.transitions,
+                tick.changed,
+                tick.removed,
+                sample.detail,
+            )
             if new is not None:
                 states[i] = new.state.value
         tick.rows._add(rule.name, samples, instance_labels, states)
@@ -315,6 +325,7 @@ class AlertBook:
         transitions: list[Transition],
         changed: dict[str, Alert],
         removed: list[str],
+        detail: Mapping[str, str] | None = None,
     ) -> None:
         if new is None:
             if prev is not None:
@@ -327,7 +338,7 @@ class AlertBook:
             # Rendered once more on resolve, so the resolve message shows the value that
             # resolved it rather than the last one that fired.
             try:
-                new = self._annotate(fp, rule, new)
+                new = self._annotate(fp, rule, new, detail)
             except Exception:  # the alert still pages, with the annotations it had
                 self._rule_failed(rule, "render", new.updated_at)
         if new != prev:
@@ -336,7 +347,9 @@ class AlertBook:
         if prev is None or prev.state is not new.state:
             transitions.append(Transition(prev.state if prev else None, new, fp, labels))
 
-    def _annotate(self, fp: str, rule: Any, alert: Alert) -> Alert:
+    def _annotate(
+        self, fp: str, rule: Any, alert: Alert, detail: Mapping[str, str] | None = None
+    ) -> Alert:
         """The alert with its annotations, rendered again only when what they show changed.
 
         A template sees the rule, the labels (one per fingerprint), the value and the
@@ -351,6 +364,8 @@ class AlertBook:
         else:
             rendered = annotations(rule, alert)
             self._rendered[fp] = (rule, value, threshold, rendered)
+        if detail:  # the sample's own annotations: merged, never rendered
+            rendered = {**rendered, **detail}
         if alert.annotations is rendered:
             return alert
         return replace(alert, annotations=rendered)
@@ -374,10 +389,10 @@ def annotations(rule: Any, alert: Alert) -> dict[str, str]:
         "rule": rule.name,
         **{k: v for k, v in dict(alert.labels).items() if k not in ("value", "threshold")},
     }
-    for key in ("window", "idle_for"):
-        if hasattr(rule, key):
+    for key in ("window", "idle_for", "running_for", "stalled_for", "every", "grace"):
+        if getattr(rule, key, None) is not None:
             context[key] = format_duration(getattr(rule, key))
-    for key in ("measure", "workers", "queues", "tasks", "min_count"):
+    for key in ("measure", "workers", "queues", "tasks", "min_count", "event", "restarts"):
         if hasattr(rule, key):
             context[key] = getattr(rule, key)
     if hasattr(rule, "percentile"):

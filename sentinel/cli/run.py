@@ -48,6 +48,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         log.warning("config: %s", warning)
     try:
         sentinel = Sentinel(config)
+    except ConfigError as e:  # celery.app cannot be imported, or lacks a needed schedule
+        for line in e.errors:
+            log.error("config: %s", line)
+        return 1
     except (OSError, sqlite3.Error) as e:  # storage.path unwritable, corrupt, on a full disk
         log.error("cannot open storage %s: %s", config.storage.path, e)
         return 1

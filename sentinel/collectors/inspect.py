@@ -72,18 +72,29 @@ class InspectCollector:
             for host, s in replies.get("stats", {}).items()
             if isinstance(s, dict)
         }
-        active = {
-            host: len(tasks)
+        running = {
+            host: [t for t in tasks if isinstance(t, dict)]
             for host, tasks in replies.get("active", {}).items()
             if isinstance(tasks, list)
         }
+        active = {host: len(tasks) for host, tasks in running.items()}
         # A ping answer is evidence of life until the next snapshot is due.
         ttl = self.interval + self.timeout
-        self.store.set_inspect(set(pings), pinged_at, ttl, active_queues, stats, active, now)
+        self.store.set_inspect(
+            set(pings), pinged_at, ttl, active_queues, stats, active, now, _slim(running)
+        )
         # Stamped with the round's start: a round the broker died during can come back with
         # no replies and no error, and must not pass for evidence gathered after the outage.
         self.store.probe_ok(self.source, pinged_at)
         log.debug("inspect round: %d worker(s) answered in %.2fs", len(pings), now - pinged_at)
+
+
+def _slim(running: dict[str, list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
+    """What the running tasks need of each `inspect active` entry (not its args, kwargs)."""
+    return {
+        host: [{k: t.get(k) for k in ("id", "name", "time_start")} for t in tasks]
+        for host, tasks in running.items()
+    }
 
 
 def _summary(stats: dict[str, Any], reserved: Any) -> dict[str, Any]:

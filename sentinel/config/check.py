@@ -27,6 +27,13 @@ def check_raw(raw: dict[str, Any], env: Mapping[str, str] | None = None) -> Repo
         return Report(None, tuple(e.errors))
     except Exception as e:  # a bug of ours; the fuzz harness asserts this line never appears
         return Report(None, (f"(top level): {INTERNAL_ERROR}: {type(e).__name__}: {e}",))
+    if config.celery.app is not None:
+        from sentinel.collectors.beat_schedule import resolve
+
+        try:
+            resolve(config)  # imports the app: only when a rule needs its beat_schedule
+        except ConfigError as e:
+            return Report(None, tuple(e.errors))
     return Report(config, (), tuple(lint(config)))
 
 

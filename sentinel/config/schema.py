@@ -45,7 +45,7 @@ from sentinel.fields import (
 )
 from sentinel.model import Severity
 from sentinel.record.size import parse_size
-from sentinel.rules import RULE_SCHEMAS, RULES, schemas
+from sentinel.rules import RULE_SCHEMAS, RULES, reads_rings, schemas
 from sentinel.rules.base import RuleBase
 from sentinel.units import brief
 
@@ -62,6 +62,9 @@ class CeleryConfig(Strict):
     inspect_interval: Period = 30.0
     inspect_timeout: Timeout = 5.0
     enable_events: bool = True
+    # The project's Celery app ("proj.celery:app"), imported for its beat_schedule only:
+    # periodic_task rules that give no `every` take it from there.
+    app: str | None = Field(None, pattern=r"^[A-Za-z_][\w.]*(:[A-Za-z_]\w*)?$")
 
     @field_validator("broker_url")
     @classmethod
@@ -138,6 +141,8 @@ class LimitsConfig(Strict):
     max_workers: SeriesCap = 2_000
     max_queues: SeriesCap = 2_000
     max_inflight_tasks: InflightCap = 200_000
+    max_running_tasks: InflightCap = 100_000  # started, not finished (stuck_task, lost_task)
+    max_lost_tasks: InflightCap = 10_000  # lost with their worker, kept for lost_task's window
     bucket: BucketWidth = 10.0  # width of one time bucket in windows
     worker_retention: Wait = 3600.0  # forget a worker this long after it was last alive
     # Budget for the windows' counters and latency bins (all task names together); past it the
@@ -261,6 +266,13 @@ class Config(Strict):
 
     @property
     def max_window(self) -> float:
+        """The task series' ring retention: the longest window of the kinds that read them."""
+        windows = [getattr(r, "window", 0.0) for r in self.rules if reads_rings(r.kind)]
+        return max([*windows, 60.0])
+
+    @property
+    def max_fact_window(self) -> float:
+        """How long the other windowed facts (lost tasks, restarts) are kept."""
         windows = [getattr(r, "window", 0.0) for r in self.rules]
         return max([*windows, 60.0])
 
@@ -285,6 +297,19 @@ def _cross_check(raw: Mapping[str, Any]) -> list[str]:
                 )
             else:
                 first[name] = i
+        celery = raw.get("celery")
+        app = celery.get("app") if isinstance(celery, Mapping) else None
+        for i, rule in enumerate(rules):
+            if (
+                isinstance(rule, Mapping)
+                and rule.get("kind") == "periodic_task"
+                and rule.get("every") is None
+                and not app
+            ):
+                errors.append(
+                    f"rules[{i}].every: required unless celery.app names the Celery app whose"
+                    " beat_schedule gives it"
+                )
     route, channels = raw.get("route"), raw.get("channels")
     if isinstance(route, Mapping) and isinstance(channels, Mapping | None):
         defined = set(channels or ())

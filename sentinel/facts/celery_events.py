@@ -10,7 +10,12 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from sentinel.facts.coverage import Coverage
 from sentinel.facts.drops import Drops, IgnoredFields
+from sentinel.facts.periodic import PeriodicSeen
+from sentinel.facts.queue_flow import QueueFlows
+from sentinel.facts.restarts import Restarts
+from sentinel.facts.running import RunningTasks
 from sentinel.facts.tasks import RECEIVED_AT, SENT_AT, SERIES, STARTED_AT, TaskSeries
 from sentinel.facts.windows import (
     FAILED,
@@ -75,9 +80,15 @@ class Facts(Protocol):
     """What an event may change: the store's maps, reached through its capped constructors."""
 
     inflight: dict[str, list[Any]]
+    workers: dict[str, WorkerState]
     events_by_type: dict[str, int]
     drops: Drops
     ignored: IgnoredFields
+    running: RunningTasks
+    restarts: Restarts
+    flows: QueueFlows
+    periodic: PeriodicSeen
+    coverage: Coverage
 
     def series(self, name: Any) -> TaskSeries | None: ...
     def worker(self, hostname: Any, now: float, count: bool = True) -> WorkerState | None: ...
@@ -123,9 +134,14 @@ def apply(facts: Facts, event: dict[str, Any], now: float) -> None:
         ring = series.ring
         ring.counters[ring.slot(now) + code] += 1
         series.totals[code] += 1
+        facts.periodic.saw(series.name, code == SENT, now)
         if code == SENT:
             facts.track(uuid, [series, ts, None, None])
         else:
+            # The queues of the worker that took it moved (task events do not name the queue).
+            taker = facts.workers.get(event.get("hostname"))  # type: ignore[arg-type]
+            if taker is not None and taker.queues:
+                facts.flows.taken(taker.queues, now)
             entry = inflight.get(uuid)
             if entry is None:
                 facts.track(uuid, [series, None, ts, None])
@@ -140,11 +156,14 @@ def apply(facts: Facts, event: dict[str, Any], now: float) -> None:
         if worker is not None:
             worker.last_task_started = now
             worker.last_activity = now
+            facts.coverage.started(worker.hostname)
         entry = inflight.get(uuid)
         if entry is None:
             facts.drops.unknown_task += 1
             return
         series = entry[SERIES]
+        if worker is not None:
+            facts.running.started(uuid, series.name, worker.hostname, now)
         ring = series.ring
         ring.counters[ring.slot(now) + STARTED] += 1
         series.totals[STARTED] += 1
@@ -156,6 +175,7 @@ def apply(facts: Facts, event: dict[str, Any], now: float) -> None:
         return
 
     if code in (SUCCEEDED, FAILED):
+        facts.running.finished(uuid)
         entry = inflight.pop(uuid, None)
         if entry is None:
             facts.drops.unknown_task += 1
@@ -179,6 +199,7 @@ def apply(facts: Facts, event: dict[str, Any], now: float) -> None:
         return
 
     # retried, revoked, rejected: counted against the task's series if it is known
+    facts.running.finished(uuid)
     entry = inflight.pop(uuid, None)
     if entry is not None:
         series = entry[SERIES]
@@ -207,6 +228,8 @@ def _worker_event(facts: Facts, code: int, kind: str, event: dict[str, Any], now
     if processed is not None and not 0 <= processed <= MAX_COUNT:
         facts.ignored.processed += 1
         processed = None
+    known = facts.workers.get(hostname)
+    beat_before = known is not None and known.heartbeat_at is not None
     worker = facts.worker(hostname, now)
     if worker is None:  # worker() counted the cap
         return
@@ -214,7 +237,17 @@ def _worker_event(facts: Facts, code: int, kind: str, event: dict[str, Any], now
     if code == _OFFLINE:
         worker.offline_at = now
         worker.active = 0
+        facts.running.worker_offline(hostname, now)
         return
+    if code == _ONLINE:
+        # Sent only when a worker starts: whatever this name ran before died with the old
+        # process (a SIGKILL and a restart faster than its heartbeats expire), and if it was
+        # known, it came back.
+        facts.running.worker_offline(hostname, now)
+        if beat_before or worker.offline_at is not None:
+            facts.restarts.came_back(hostname, now)
+    elif beat_before and not worker.alive(now):
+        facts.restarts.came_back(hostname, now)  # heartbeats again after they expired
     worker.heartbeat_at = now
     if "active" in event:
         worker.regular = True
@@ -226,6 +259,7 @@ def _worker_event(facts: Facts, code: int, kind: str, event: dict[str, Any], now
             worker.last_activity = now
         worker.active = active
         worker.processed = processed
+        facts.coverage.heartbeat(hostname, processed, now)
     elif not worker.regular and freq is not None:
         # A heartbeat asked for by remote control says freq=5 whatever the worker's
         # real interval; trust it only until a periodic heartbeat tells the truth.

@@ -17,6 +17,13 @@ class Drops:
     refused: int = 0  # messages with a body Celery never sends: compressed, not JSON
     oversize: int = 0  # messages larger than the collector's body limit
     error: int = 0  # an event whose application raised something unexpected (a bug)
+    # The Celery-native kinds' maps (facts/running.py, restarts.py, queue_flow.py, ...).
+    running: int = 0
+    lost: int = 0
+    restarts: int = 0
+    queue_flows: int = 0
+    periodic: int = 0
+    coverage: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return {
@@ -30,6 +37,12 @@ class Drops:
             "refused": self.refused,
             "oversize": self.oversize,
             "error": self.error,
+            "running_cap": self.running,
+            "lost_cap": self.lost,
+            "restart_cap": self.restarts,
+            "queue_flow_cap": self.queue_flows,
+            "periodic_cap": self.periodic,
+            "coverage_cap": self.coverage,
         }
 
     def per_event(self) -> int:

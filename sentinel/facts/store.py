@@ -16,7 +16,12 @@ from typing import Any
 
 from sentinel.facts import celery_events
 from sentinel.facts.celery_events import KNOWN_TYPES, valid_id
+from sentinel.facts.coverage import Coverage
 from sentinel.facts.drops import Drops, IgnoredFields
+from sentinel.facts.periodic import PeriodicSeen
+from sentinel.facts.queue_flow import QueueFlows, consumed
+from sentinel.facts.restarts import Restarts
+from sentinel.facts.running import RunningTasks
 from sentinel.facts.sketch import Sketch
 from sentinel.facts.tasks import TaskSeries
 from sentinel.facts.workers import WorkerState
@@ -64,6 +69,8 @@ class FactStore:
         max_inflight: int = 200_000,
         worker_retention: float = 3600.0,
         max_window_bytes: int | None = None,
+        max_running: int = 100_000,
+        max_lost: int = 10_000,
     ) -> None:
         self.lock = threading.Lock()
         self.bucket = bucket
@@ -82,9 +89,16 @@ class FactStore:
         self.workers: dict[str, WorkerState] = {}
         self.queues: dict[str, QueueDepth] = {}
         self.probes: dict[str, Probe] = {}
+        # The facts of the Celery-native kinds, each map behind its own cap and drop count.
+        drops = self.drops = Drops()
+        self.running = RunningTasks(max_running=max_running, max_lost=max_lost, drops=drops)
+        self.restarts = Restarts(max_workers=max_workers, drops=drops)
+        self.flows = QueueFlows(max_queues=max_queues, drops=drops)
+        self.periodic = PeriodicSeen(max_names=max_task_names, drops=drops)
+        self.coverage = Coverage(max_workers=max_workers, drops=drops)
+        self.fact_retention = retention  # how long lost tasks and restarts are kept
         self.events_by_type: dict[str, int] = dict.fromkeys(KNOWN_TYPES, 0)
         self.events_by_type["other"] = 0
-        self.drops = Drops()
         self.ignored = IgnoredFields()
         self._drop_log = RateLimitedLog(log, interval=10.0)
         # What each event means is celery_events'; the store only holds the lock around it.
@@ -211,6 +225,11 @@ class FactStore:
                 since = self.reached_at if self.reached_at is not None else self.started_at
                 self.outage_since = min(since, now) if since is not None else now
 
+    def inspect_ok(self) -> bool:
+        """Whether the last inspect round worked (its answers are current)."""
+        probe = self.probes.get("inspect")
+        return probe is not None and probe.ok
+
     def _broker_failing(self) -> bool:
         return any((p := self.probes.get(s)) is not None and not p.ok for s in BROKER_SOURCES)
 
@@ -226,6 +245,8 @@ class FactStore:
                         continue
                     q = self.queues[name] = QueueDepth(name, depth, consumers, now)
                 q.depth, q.consumers, q.at, q.error = depth, consumers, now, None
+                served = consumed(name, consumers, self.workers, self.inspect_ok(), now)
+                self.flows.measured(name, depth, served, now)
             for name, error in errors.items():
                 q = self.queues.get(name)
                 if q is None:
@@ -245,7 +266,10 @@ class FactStore:
         stats: dict[str, dict[str, Any]],
         active: dict[str, int],
         now: float,
+        running: dict[str, list[dict[str, Any]]] | None = None,
     ) -> None:
+        """One inspect round's answers. running: each answering worker's `inspect active`
+        tasks, which confirm or correct the running tasks (facts/running.py)."""
         with self.lock:
             for hostname in pings:
                 worker = self.worker(hostname, now)
@@ -264,6 +288,9 @@ class FactStore:
                 worker = self.workers.get(hostname)
                 if worker is not None and n > 0:
                     worker.last_activity = now
+            for hostname, tasks in (running or {}).items():
+                if hostname in self.workers:
+                    self.running.confirm(hostname, tasks, pinged_at, now)
 
     # -- reading --------------------------------------------------------------------------
 
@@ -312,6 +339,10 @@ class FactStore:
             names = dict.fromkeys(configured)
             for worker in self.workers.values():
                 names.update(dict.fromkeys(worker.queues))
+            # A queue last seen holding messages stays measured until it is empty: after a
+            # deploy renamed a queue, no worker lists the old one, and it is the one that
+            # matters (queue_unconsumed).
+            names.update((n, None) for n, q in self.queues.items() if q.depth)
             return list(names)
 
     def prune(self, now: float) -> None:
@@ -324,6 +355,10 @@ class FactStore:
             ]
             for hostname in gone:
                 del self.workers[hostname]
+            self.running.prune(now, self.fact_retention)
+            self.restarts.prune(now, self.fact_retention)
+            self.coverage.forget(set(self.workers))
+            self.flows.forget(set(self.queues))
             for series in self.tasks.values():
                 series.ring.trim(now)
             self._enforce_budget(now)

@@ -38,7 +38,7 @@ MAX_INFLATED = 256 << 20  # inflated bytes of one frame: a bomb stops here, not 
 # Record kinds: each is one write the collectors make to the fact store (recorder.Tap).
 EVENTS = "ev"  # [t, [event dict, ...]]            apply_events(events, t)
 BODIES = "eb"  # [t, body, ...]: each an event or a list of them, as in the message
-INSPECT = "in"  # [t, pings, pinged_at, ttl, active_queues, stats, active]
+INSPECT = "in"  # [t, pings, pinged_at, ttl, active_queues, stats, active(, running)]
 QUEUES = "qd"  # [t, {queue: [depth, consumers]}, {queue: error}]
 PROBE_OK = "ok"  # [t, source]
 PROBE_FAILED = "fail"  # [t, source, error]

@@ -310,11 +310,22 @@ class Tap:
         stats: dict[str, dict[str, Any]],
         active: dict[str, int],
         now: float,
+        running: dict[str, list[dict[str, Any]]] | None = None,
     ) -> None:
-        self._recorder.put(
-            (fmt.INSPECT, now, sorted(pings), pinged_at, ping_ttl, active_queues, stats, active)
+        record = (
+            fmt.INSPECT,
+            now,
+            sorted(pings),
+            pinged_at,
+            ping_ttl,
+            active_queues,
+            stats,
+            active,
         )
-        self._store.set_inspect(pings, pinged_at, ping_ttl, active_queues, stats, active, now)
+        self._recorder.put((*record, running) if running is not None else record)
+        self._store.set_inspect(
+            pings, pinged_at, ping_ttl, active_queues, stats, active, now, running
+        )
 
     def set_queue_depths(
         self, depths: dict[str, tuple[int, int | None]], errors: dict[str, str], now: float
@@ -362,7 +373,8 @@ def apply(store: FactStore, record: fmt.Record) -> None:
     elif kind == fmt.BODIES:
         store.apply_events(events_of(a), t)
     elif kind == fmt.INSPECT:
-        store.set_inspect(set(a[0]), a[1], a[2], a[3], a[4], a[5], t)
+        running = a[6] if len(a) > 6 else None  # recordings made before it have none
+        store.set_inspect(set(a[0]), a[1], a[2], a[3], a[4], a[5], t, running)
     elif kind == fmt.QUEUES:
         depths = {q: (int(v[0]), v[1]) for q, v in a[0].items()}
         store.set_queue_depths(depths, a[1], t)

@@ -10,12 +10,21 @@ from collections.abc import Mapping
 
 from sentinel.rules import (
     broker_unreachable,
+    events_missing,
     failure_rate,
     idle_worker,
+    lost_task,
     no_live_workers,
+    periodic_task,
     queue_backlog,
+    queue_stalled,
+    queue_unconsumed,
     storage_failing,
+    stuck_task,
     task_latency,
+    task_rate,
+    watchdog,
+    worker_flapping,
 )
 from sentinel.rules.base import GENERIC_SUMMARY, Evaluate, RuleBase, RuleKind
 
@@ -28,6 +37,15 @@ RULES: dict[str, RuleKind] = {
         idle_worker.KIND,
         task_latency.KIND,
         broker_unreachable.KIND,
+        stuck_task.KIND,
+        lost_task.KIND,
+        periodic_task.KIND,
+        queue_stalled.KIND,
+        queue_unconsumed.KIND,
+        worker_flapping.KIND,
+        task_rate.KIND,
+        events_missing.KIND,
+        watchdog.KIND,
         storage_failing.KIND,  # built in, never configured: added by the app with storage
     )
 }
@@ -63,3 +81,8 @@ def unit(kind: str | None, registry: Mapping[str, RuleKind] = RULES) -> str:
 def liveness(kind: str, registry: Mapping[str, RuleKind] = RULES) -> bool:
     k = registry.get(kind)
     return k is not None and k.liveness
+
+
+def reads_rings(kind: str, registry: Mapping[str, RuleKind] = RULES) -> bool:
+    k = registry.get(kind)
+    return k is None or k.reads_rings

@@ -78,6 +78,9 @@ class RuleKind:
     # Whether its alerts hold their state while the broker is unreachable: true of every kind
     # but the one that reports the outage (their data stops, their verdicts are guesses).
     holds_during_outage: bool = True
+    # Whether its `window` is read from the task series' rings (whose retention is the longest
+    # such window); lost_task's and worker_flapping's windows are kept by their own facts.
+    reads_rings: bool = True
 
 
 @lru_cache(maxsize=1024)

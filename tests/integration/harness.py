@@ -13,8 +13,15 @@ from tests.helpers import Broker, wait_for
 
 
 def config_for(
-    broker: Broker, tmp_path: Path, rules: str, *, queues: list[str] | None = None, extra: str = ""
+    broker: Broker,
+    tmp_path: Path,
+    rules: str,
+    *,
+    queues: list[str] | None = None,
+    extra: str = "",
+    celery: str = "",
 ) -> Config:
+    """extra: more top-level sections; celery: more keys of the celery section."""
     queues = queues or [broker.queue]
     text = f"""
 celery:
@@ -22,6 +29,7 @@ celery:
   queues: {queues}
   inspect_interval: 1s
   inspect_timeout: 1s
+{textwrap.indent(textwrap.dedent(celery).strip(), "  ")}
 evaluation:
   interval: 1s
 storage:

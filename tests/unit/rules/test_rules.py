@@ -77,6 +77,15 @@ def test_every_kind_is_registered() -> None:
         "idle_worker",
         "task_latency",
         "broker_unreachable",
+        "stuck_task",
+        "lost_task",
+        "periodic_task",
+        "queue_stalled",
+        "queue_unconsumed",
+        "worker_flapping",
+        "task_rate",
+        "events_missing",
+        "watchdog",
         "storage_failing",  # built in, not configurable
     }
     for kind in RULES:

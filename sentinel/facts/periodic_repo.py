@@ -1,0 +1,40 @@
+"""Where the periodic tasks' last-seen times survive a restart: `PeriodicRepo` is what the app
+needs (a second engine implements it again), `SqlitePeriodicRepo` is the periodic_tasks table."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Protocol
+
+from sentinel.db.sqlite import Database
+from sentinel.facts.periodic import Remembered
+
+
+class PeriodicRepo(Protocol):
+    def load(self) -> dict[str, Remembered]: ...
+
+    def save(self, rows: Iterable[tuple[str, float, bool, float]]) -> None:
+        """(task, seen_at, by_sent, checked_at) rows, replacing what was kept of each task."""
+        ...
+
+
+class SqlitePeriodicRepo:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def load(self) -> dict[str, Remembered]:
+        return {
+            r["task"]: Remembered(r["seen_at"], bool(r["by_sent"]), r["checked_at"])
+            for r in self.db.query("SELECT task, seen_at, by_sent, checked_at FROM periodic_tasks")
+        }
+
+    def save(self, rows: Iterable[tuple[str, float, bool, float]]) -> None:
+        rows = [(task, seen, int(by_sent), checked) for task, seen, by_sent, checked in rows]
+        if not rows:
+            return
+        with self.db.transaction() as conn:
+            conn.executemany(
+                "INSERT OR REPLACE INTO periodic_tasks (task, seen_at, by_sent, checked_at)"
+                " VALUES (?, ?, ?, ?)",
+                rows,
+            )
