@@ -40,7 +40,7 @@ from sentinel.notify import maintenance
 from sentinel.notify.inhibit import Inhibitor
 from sentinel.notify.nflog import NotificationLog
 from sentinel.notify.pipeline import Dispatcher, Mute
-from sentinel.notify.route import build as build_route
+from sentinel.notify.route import build_from as build_route
 from sentinel.notify.sender import Sender
 from sentinel.notify.silence import Silencer
 from sentinel.notify.silence.repo import SqliteSilenceRepo
@@ -134,7 +134,7 @@ class Sentinel:
         )
         self.silencer = Silencer(SqliteSilenceRepo(self.db) if self.db is not None else None)
         self.inhibitor = Inhibitor(config.inhibit)
-        self.route = build_route(config.route) if config.route is not None else None
+        self.route = build_route(config)
         self.book.resolved_retention = resolved_retention(self.route)
         self.dispatcher: Dispatcher | None = None
         self.sender: Sender | None = None
@@ -342,7 +342,7 @@ class Sentinel:
             self.store.set_retention(config.max_window)
             self.store.fact_retention = config.max_fact_window
             self.inhibitor = Inhibitor(config.inhibit)
-            self.route = build_route(config.route) if config.route is not None else None
+            self.route = build_route(config)
             self.book.resolved_retention = resolved_retention(self.route)
             if self.dispatcher is not None and self.sender is not None:
                 self.sender.reconfigure(config.channels)

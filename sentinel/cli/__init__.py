@@ -1,4 +1,4 @@
-"""The `sentinel` command: run | check | eval (see CONTRACT.md)."""
+"""The `sentinel` command: run | check | eval | route | silence | ... (see CONTRACT.md)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from sentinel import __version__, logs
-from sentinel.cli import check, demo, notify_test, run, silence
+from sentinel.cli import check, demo, notify_test, route, run, silence
 from sentinel.cli import eval as eval_
 from sentinel.record import commands as record_cli
 
@@ -55,6 +55,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     nt.add_argument("channel", help="a channel name from the config's `channels:`")
     silence.add_parser(sub, common)
+    route.add_parser(sub, common)  # route test, route show
     record_cli.add_parsers(sub, common)  # record, replay, test
     demo = sub.add_parser(
         "demo",
@@ -78,6 +79,7 @@ COMMANDS = {
     "notify-test": notify_test.cmd_notify_test,
     "demo": demo.cmd_demo,
     "silence": silence.run,
+    "route": route.run,
     **record_cli.COMMANDS,
 }
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from sentinel.config.loader import ConfigError, default_path
 from sentinel.display import table
-from sentinel.notify.silence import Matcher
+from sentinel.notify.matchers import Matcher, MatcherError, parse_matchers
 from sentinel.units import parse_duration
 
 
@@ -32,7 +32,8 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
         "matchers",
         nargs="+",
         metavar="MATCHER",
-        help="name=value, name!=value, name=~regex, name!~regex",
+        help="name=value, name!=value, name=~regex, name!~regex; quoted or not, one or several "
+        'per argument (\'{alertname="X",queue=~"billing.*"}\'), as amtool takes them',
     )
     add.add_argument("--duration", default="1h", help="how long (default 1h)")
     add.add_argument("--comment", default="", help="why")
@@ -84,8 +85,10 @@ def run(args: argparse.Namespace) -> int:
     api, token = _endpoint(args)
     if args.action == "add":
         try:
-            matchers = [Matcher.parse(m) for m in args.matchers]
+            matchers = [m for text in args.matchers for m in parse_matchers(text)]
             seconds = parse_duration(args.duration)
+            if not matchers:
+                raise MatcherError("at least one matcher is required")
         except ValueError as e:
             print(f"error: {e}", file=sys.stderr)
             return 2

@@ -158,6 +158,9 @@ def rule_spec(kinds: tuple[type[RuleBase], ...]) -> Any:
     return Annotated[Union[kinds], Field(discriminator="kind")]  # noqa: UP007
 
 
+if TYPE_CHECKING:
+    from sentinel.notify.timeintervals import TimeInterval
+
 if TYPE_CHECKING:  # the union is the registry's, built at import; a checker sees its base
     RuleSpec = RuleBase
 else:
@@ -186,14 +189,31 @@ def _check_regexes(v: dict[str, str]) -> dict[str, str]:
     return v
 
 
+def _check_matchers(v: tuple[str, ...]) -> tuple[str, ...]:
+    from sentinel.notify.matchers import MatcherError, parse_config_matchers
+
+    try:
+        parse_config_matchers(v)
+    except MatcherError as e:
+        raise ValueError(str(e)) from None
+    return v
+
+
 class Route(Strict):
+    """A node of the routing tree, in sentinel's spelling (`match`, `match_re`, `channels`) or
+    Alertmanager's (`matchers`, `receiver`); both may be mixed, as in Alertmanager."""
+
     match: dict[str, str] = Field(default_factory=dict)
     match_re: dict[str, str] = Field(default_factory=dict)
+    matchers: tuple[str, ...] = ()
     channels: tuple[str, ...] | None = None
+    receiver: str | None = None
     group_by: tuple[str, ...] | None = None
     group_wait: Wait | None = None
     group_interval: PositiveWait | None = None
     repeat_interval: PositiveWait | None = None
+    mute_time_intervals: tuple[str, ...] = ()
+    active_time_intervals: tuple[str, ...] = ()
     continue_: bool = Field(False, alias="continue")
     routes: tuple[Route, ...] = ()
 
@@ -201,6 +221,17 @@ class Route(Strict):
     @classmethod
     def _regexes(cls, v: dict[str, str]) -> dict[str, str]:
         return _check_regexes(v)
+
+    @field_validator("matchers")
+    @classmethod
+    def _matchers(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        return _check_matchers(v)
+
+    @model_validator(mode="after")
+    def _one_destination(self) -> Route:
+        if self.receiver is not None and self.channels is not None:
+            raise ValueError("give either receiver or channels, not both")
+        return self
 
     def channel_names(self) -> set[str]:
         names = set(self.channels or ())
@@ -210,20 +241,39 @@ class Route(Strict):
 
 
 class InhibitRule(Strict):
+    """`source`/`target` (+ `_re`) in sentinel's spelling, `source_matchers`/`target_matchers`
+    in Alertmanager's; each side's matchers are all of those given."""
+
     source: dict[str, str] = Field(default_factory=dict)
     source_re: dict[str, str] = Field(default_factory=dict)
+    source_matchers: tuple[str, ...] = ()
     target: dict[str, str] = Field(default_factory=dict)
     target_re: dict[str, str] = Field(default_factory=dict)
+    target_matchers: tuple[str, ...] = ()
+    # Alertmanager's spelling takes the same keys under their deprecated names too.
+    source_match: dict[str, str] = Field(default_factory=dict)
+    source_match_re: dict[str, str] = Field(default_factory=dict)
+    target_match: dict[str, str] = Field(default_factory=dict)
+    target_match_re: dict[str, str] = Field(default_factory=dict)
     equal: tuple[str, ...] = ()
 
-    @field_validator("source_re", "target_re")
+    @field_validator("source_re", "target_re", "source_match_re", "target_match_re")
     @classmethod
     def _regexes(cls, v: dict[str, str]) -> dict[str, str]:
         return _check_regexes(v)
 
+    @field_validator("source_matchers", "target_matchers")
+    @classmethod
+    def _matchers(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        return _check_matchers(v)
+
     @model_validator(mode="after")
     def _not_empty(self) -> InhibitRule:
-        if not (self.source or self.source_re) or not (self.target or self.target_re):
+        source = self.source or self.source_re or self.source_matchers
+        target = self.target or self.target_re or self.target_matchers
+        source = source or self.source_match or self.source_match_re
+        target = target or self.target_match or self.target_match_re
+        if not source or not target:
             raise ValueError("needs both a source and a target matcher")
         return self
 
@@ -253,7 +303,45 @@ class Config(Strict):
     rules: tuple[RuleSpec, ...] = ()
     route: Route | None = None
     inhibit: tuple[InhibitRule, ...] = ()
+    # Alertmanager's names for what a pasted alertmanager.yml holds: `inhibit_rules` is read as
+    # `inhibit`; `receivers` maps a route's `receiver:` to channels (a receiver not listed here
+    # is the channel of that name).
+    receivers: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+    time_intervals: tuple[dict[str, Any], ...] = ()
+    mute_time_intervals: tuple[dict[str, Any], ...] = ()  # Alertmanager's deprecated name
     channels: dict[str, ChannelSpec] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _inhibit_rules(cls, data: Any) -> Any:
+        if isinstance(data, Mapping) and "inhibit_rules" in data:
+            data = dict(data)
+            if "inhibit" in data:
+                raise ValueError("give either inhibit or inhibit_rules, not both")
+            data["inhibit"] = data.pop("inhibit_rules")
+        return data
+
+    @field_validator("time_intervals")
+    @classmethod
+    def _intervals(cls, v: tuple[dict[str, Any], ...]) -> Any:
+        from sentinel.notify.timeintervals import parse_time_intervals
+
+        parse_time_intervals(v)  # its ValueError names the offending path
+        return v
+
+    @field_validator("mute_time_intervals")
+    @classmethod
+    def _old_intervals(cls, v: tuple[dict[str, Any], ...], info: ValidationInfo) -> Any:
+        from sentinel.notify.timeintervals import parse_time_intervals
+
+        parse_time_intervals(info.data.get("time_intervals", ()), v)  # names unique across both
+        return v
+
+    def intervals(self) -> Mapping[str, tuple[TimeInterval, ...]]:
+        """The named time intervals, parsed (validated already, so this cannot fail)."""
+        from sentinel.notify.timeintervals import parse_time_intervals
+
+        return parse_time_intervals(self.time_intervals, self.mute_time_intervals)
 
     @model_validator(mode="after")
     def _cross_checks(self, info: ValidationInfo) -> Config:
@@ -311,8 +399,17 @@ def _cross_check(raw: Mapping[str, Any]) -> list[str]:
                     " beat_schedule gives it"
                 )
     route, channels = raw.get("route"), raw.get("channels")
+    receivers = raw.get("receivers")
+    receivers = receivers if isinstance(receivers, Mapping) else {}
     if isinstance(route, Mapping) and isinstance(channels, Mapping | None):
         defined = set(channels or ())
+        intervals = _interval_names(raw)
+        for name, targets in receivers.items():
+            if isinstance(targets, list | tuple):
+                for j, target in enumerate(targets):
+                    if isinstance(target, str) and target not in defined:
+                        where = fmt_path(("receivers", name, j))
+                        errors.append(f"{where}: undefined channel {brief(target)}")
 
         def walk(node: Mapping[str, Any], path: tuple[Any, ...]) -> None:
             names = node.get("channels")
@@ -321,6 +418,22 @@ def _cross_check(raw: Mapping[str, Any]) -> list[str]:
                     if isinstance(name, str) and name not in defined:
                         where = fmt_path((*path, "channels", j))
                         errors.append(f"{where}: undefined channel {brief(name)}")
+            receiver = node.get("receiver")
+            if isinstance(receiver, str) and receiver not in receivers and receiver not in defined:
+                errors.append(
+                    f"{fmt_path((*path, 'receiver'))}: undefined receiver {brief(receiver)} "
+                    "(name a channel, or map it under receivers:)"
+                )
+            for key in ("mute_time_intervals", "active_time_intervals"):
+                listed = node.get(key)
+                if intervals is None or not isinstance(listed, list | tuple):
+                    continue
+                if listed and not path[1:]:
+                    errors.append(f"{fmt_path((*path, key))}: the root route cannot have any")
+                for j, name in enumerate(listed):
+                    if isinstance(name, str) and name not in intervals:
+                        where = fmt_path((*path, key, j))
+                        errors.append(f"{where}: undefined time interval {brief(name)}")
             children = node.get("routes")
             if isinstance(children, list | tuple):
                 for k, child in enumerate(children):
@@ -329,6 +442,21 @@ def _cross_check(raw: Mapping[str, Any]) -> list[str]:
 
         walk(route, ("route",))
     return errors
+
+
+def _interval_names(raw: Mapping[str, Any]) -> set[str] | None:
+    """The names `time_intervals` and `mute_time_intervals` define; None when either is
+    malformed (its own error is reported; undefined names would only repeat it)."""
+    names: set[str] = set()
+    for key in ("time_intervals", "mute_time_intervals"):
+        entries = raw.get(key) or ()
+        if not isinstance(entries, list | tuple):
+            return None
+        for entry in entries:
+            if not isinstance(entry, Mapping) or not isinstance(entry.get("name"), str):
+                return None
+            names.add(entry["name"])
+    return names
 
 
 # --- loading -------------------------------------------------------------------------------

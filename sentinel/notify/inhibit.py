@@ -1,4 +1,8 @@
-"""Inhibition: a firing source alert mutes target alerts that agree on the `equal` labels."""
+"""Inhibition: a firing source alert mutes target alerts that agree on the `equal` labels.
+
+Each side's matchers are all those its rule gives, in either spelling: sentinel's `source` /
+`source_re`, Alertmanager's `source_matchers` (and its deprecated `source_match` /
+`source_match_re`); the same for the target."""
 
 from __future__ import annotations
 
@@ -7,13 +11,18 @@ from dataclasses import dataclass
 
 from sentinel.config.schema import InhibitRule
 from sentinel.model import Alert, State
-from sentinel.notify.silence import Matcher
+from sentinel.notify.matchers import Matcher, parse_config_matchers
 
 
-def _matchers(exact: Mapping[str, str], regex: Mapping[str, str]) -> tuple[Matcher, ...]:
-    return tuple(Matcher(k, v) for k, v in exact.items()) + tuple(
-        Matcher(k, v, is_regex=True) for k, v in regex.items()
-    )
+def _side(rule: InhibitRule, side: str) -> tuple[Matcher, ...]:
+    """Every matcher `rule` gives for `side` ("source" or "target"), in either spelling."""
+    out: list[Matcher] = []
+    for suffix in ("", "_match"):
+        out += [Matcher(k, "=", v) for k, v in getattr(rule, side + suffix).items()]
+    for suffix in ("_re", "_match_re"):
+        out += [Matcher(k, "=~", v) for k, v in getattr(rule, side + suffix).items()]
+    out += parse_config_matchers(getattr(rule, side + "_matchers"))
+    return tuple(out)
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,10 +34,7 @@ class _Rule:
 
 class Inhibitor:
     def __init__(self, rules: Iterable[InhibitRule]) -> None:
-        self.rules = [
-            _Rule(_matchers(r.source, r.source_re), _matchers(r.target, r.target_re), r.equal)
-            for r in rules
-        ]
+        self.rules = [_Rule(_side(r, "source"), _side(r, "target"), r.equal) for r in rules]
         self._sources: list[tuple[_Rule, list[Alert]]] = []
 
     def update(self, alerts: Iterable[Alert]) -> None:

@@ -410,6 +410,10 @@ class _Re2Translator:
             self._flag_group(rest[1:])
 
     def _flag_group(self, rest: str) -> None:
+        if rest.startswith(":"):  # (?:re), a non-capturing group, the same in both
+            self.flags.append([])
+            self._emit("(?:", 3)
+            return
         m = _FLAGS.match(rest)
         spec = m.group(1) if m else ""
         if m is None or not spec.replace("-", "") or spec.endswith("-"):

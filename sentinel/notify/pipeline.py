@@ -180,7 +180,10 @@ class Dispatcher:
         group.flushed_resolved = {
             a.fingerprint: a.resolved_at for a in alerts if a.state is State.RESOLVED
         }
-        audible = [a for a in alerts if not self.mute(a, now)]
+        # A route inside its mute_time_intervals (or outside its active ones) is quiet as a
+        # whole, as Alertmanager's TimeMuteStage/TimeActiveStage: the same as all muted.
+        quiet = group.route.time_muted(now) is not None
+        audible = [] if quiet else [a for a in alerts if not self.mute(a, now)]
         if not audible:
             # Everything is muted: say nothing (withdraw a page still queued) and leave the log
             # alone, as Alertmanager does, so the end of a silence is not a brand-new page.

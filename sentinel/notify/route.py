@@ -1,17 +1,34 @@
-"""The routing tree, with Alertmanager's semantics: children inherit their parent's settings,
-the first matching child wins unless it says `continue: true`, and an alert no child takes
-stays with the parent."""
+"""The routing tree, with Alertmanager's semantics (`dispatch/route.go`): children inherit
+their parent's settings, the first matching child wins unless it says `continue: true`, and an
+alert no child takes stays with the parent.
+
+A node's matchers are its `match`, `match_re` and `matchers` together, sorted as Alertmanager
+sorts them, and its key prints them as Alertmanager's `Route.Key()` does (a `match_re` value
+anchored as `^(?:...)$`, the form Alertmanager keeps it in), so group keys and `route test`
+agree with `amtool config routes test`.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime
 
-from sentinel.config.schema import Route
-from sentinel.notify.silence import Matcher
+from sentinel.config.schema import Config, Route
+from sentinel.notify.matchers import (
+    Matcher,
+    format_matchers,
+    matches_all,
+    parse_config_matchers,
+    sort_key,
+)
+from sentinel.notify.timeintervals import TimeInterval
 
 # group_wait is shorter than Alertmanager's 30 s: a dead worker should page within 20 s.
 DEFAULTS = {"group_wait": 10.0, "group_interval": 300.0, "repeat_interval": 4 * 3600.0}
+DEFAULT_GROUP_BY = ("alertname",)  # Alertmanager's root groups everything together: ()
+
+Intervals = tuple[tuple[str, tuple[TimeInterval, ...]], ...]  # (name, specs), as configured
 
 
 @dataclass(frozen=True)
@@ -25,9 +42,13 @@ class RouteNode:
     repeat_interval: float
     continue_: bool
     children: tuple[RouteNode, ...]
+    receiver: str | None = None  # the `receiver:` that named the channels, if one did
+    # As in Alertmanager these are the node's own, never inherited.
+    mute_time_intervals: Intervals = ()
+    active_time_intervals: Intervals = ()
 
     def matches(self, labels: Mapping[str, str]) -> bool:
-        return all(m.matches(labels) for m in self.matchers)
+        return matches_all(self.matchers, labels)
 
     def match(self, labels: Mapping[str, str]) -> list[RouteNode]:
         """The nodes that take an alert with these labels (the root matches everything)."""
@@ -44,15 +65,46 @@ class RouteNode:
             return dict(labels)
         return {k: labels[k] for k in self.group_by if k in labels}
 
+    def time_muted(self, now: float | datetime) -> str | None:
+        """The interval that keeps this node quiet at `now` (`mute_time_intervals` it falls
+        in, or `active_time_intervals` it falls outside of), else None."""
+        for name, specs in self.mute_time_intervals:
+            if any(spec.contains(now) for spec in specs):
+                return name
+        if self.active_time_intervals and not any(
+            spec.contains(now) for _, specs in self.active_time_intervals for spec in specs
+        ):
+            return "outside " + ",".join(name for name, _ in self.active_time_intervals)
+        return None
 
-def build(route: Route, parent: RouteNode | None = None, index: int = 0) -> RouteNode:
-    matchers = tuple(Matcher(k, v) for k, v in sorted(route.match.items())) + tuple(
-        Matcher(k, v, is_regex=True) for k, v in sorted(route.match_re.items())
-    )
+
+def node_matchers(route: Route) -> tuple[Matcher, ...]:
+    """`match`, `match_re` and `matchers` as one list in Alertmanager's order."""
+    out = [Matcher(k, "=", v) for k, v in route.match.items()]
+    out += [Matcher(k, "=~", f"^(?:{v})$") for k, v in route.match_re.items()]
+    out += parse_config_matchers(route.matchers)
+    return tuple(sorted(out, key=sort_key))
+
+
+def build(
+    route: Route,
+    parent: RouteNode | None = None,
+    index: int = 0,
+    *,
+    receivers: Mapping[str, tuple[str, ...]] | None = None,
+    intervals: Mapping[str, tuple[TimeInterval, ...]] | None = None,
+) -> RouteNode:
+    """The tree for `route`; `receivers` maps `receiver:` names to channels (a name it does
+    not hold is the channel of that name), `intervals` holds the named time intervals."""
+    receivers = receivers or {}
+    intervals = intervals or {}
+    matchers = node_matchers(route)
     if parent is None:
         key = "{}"
     else:
-        key = parent.key + "/{" + ",".join(str(m) for m in matchers) + "}"
+        key = parent.key + "/" + format_matchers(matchers)
+        # Alertmanager's Key() is not unique between siblings with the same matchers; here
+        # the key also names the group, so a second such sibling gets its index.
         if any(c.key == key for c in parent.children):
             key += f"[{index}]"
 
@@ -66,28 +118,40 @@ def build(route: Route, parent: RouteNode | None = None, index: int = 0) -> Rout
     if route.group_by is not None:
         group_by = None if "..." in route.group_by else tuple(route.group_by)
     else:
-        group_by = parent.group_by if parent is not None else ("alertname",)
+        group_by = parent.group_by if parent is not None else DEFAULT_GROUP_BY
+    if route.receiver is not None:
+        channels = receivers.get(route.receiver, (route.receiver,))
+        receiver: str | None = route.receiver
+    elif route.channels is not None:
+        channels, receiver = tuple(route.channels), None
+    elif parent is not None:
+        channels, receiver = parent.channels, parent.receiver
+    else:
+        channels, receiver = (), None
     node = RouteNode(
         key=key,
         matchers=matchers,
-        channels=tuple(route.channels)
-        if route.channels is not None
-        else (parent.channels if parent is not None else ()),
+        channels=channels,
         group_by=group_by,
         group_wait=pick("group_wait"),
         group_interval=pick("group_interval"),
         repeat_interval=pick("repeat_interval"),
         continue_=route.continue_,
         children=(),
+        receiver=receiver,
+        mute_time_intervals=tuple((n, intervals[n]) for n in route.mute_time_intervals),
+        active_time_intervals=tuple((n, intervals[n]) for n in route.active_time_intervals),
     )
     children: list[RouteNode] = []
     for i, child in enumerate(route.routes):
         # Children see the parent's settings; the parent is rebuilt with its children below.
-        children.append(build(child, _with_children(node, tuple(children)), i))
-    return _with_children(node, tuple(children))
+        parent_so_far = replace(node, children=tuple(children))
+        children.append(build(child, parent_so_far, i, receivers=receivers, intervals=intervals))
+    return replace(node, children=tuple(children))
 
 
-def _with_children(node: RouteNode, children: tuple[RouteNode, ...]) -> RouteNode:
-    from dataclasses import replace
-
-    return replace(node, children=children)
+def build_from(config: Config) -> RouteNode | None:
+    """The tree of a whole Config (its route, receivers and time intervals), or None."""
+    if config.route is None:
+        return None
+    return build(config.route, receivers=config.receivers, intervals=config.intervals())

@@ -3,87 +3,23 @@ whose labels match all its matchers, including alerts that appear after it was m
 
 from __future__ import annotations
 
-import re
 import threading
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from functools import lru_cache
 from typing import Any, Protocol
 
 from sentinel.model import rfc3339
+from sentinel.notify.matchers import Matcher, matches_all
+
+__all__ = ["Matcher", "Muter", "Silence", "SilenceRepo", "Silencer"]
 
 
 class Muter(Protocol):
     def muted_by(self, labels: Mapping[str, str], now: float) -> list[str]:
         """Ids of whatever mutes these labels now (empty: not muted)."""
         ...
-
-
-@lru_cache(maxsize=1024)
-def _regex(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern)
-
-
-@dataclass(frozen=True, slots=True)
-class Matcher:
-    name: str
-    value: str
-    is_regex: bool = False
-    is_equal: bool = True
-
-    def matches(self, labels: Mapping[str, str]) -> bool:
-        actual = labels.get(self.name, "")
-        hit = bool(_regex(self.value).fullmatch(actual)) if self.is_regex else actual == self.value
-        return hit if self.is_equal else not hit
-
-    @classmethod
-    def from_api(cls, body: Any) -> Matcher:
-        if not isinstance(body, dict):
-            raise ValueError("a matcher must be an object with name and value")
-        name, value = body.get("name"), body.get("value")
-        if not isinstance(name, str) or not name:
-            raise ValueError("matcher name must be a non-empty string")
-        if not isinstance(value, str):
-            raise ValueError(f"matcher {name}: value must be a string")
-        is_regex, is_equal = body.get("isRegex", False), body.get("isEqual", True)
-        if not isinstance(is_regex, bool) or not isinstance(is_equal, bool):
-            raise ValueError(f"matcher {name}: isRegex and isEqual must be true or false")
-        if is_regex:
-            try:
-                _regex(value)
-            except re.error as e:
-                raise ValueError(f"matcher {name}: invalid regular expression: {e}") from None
-        return cls(name, value, is_regex, is_equal)
-
-    def to_api(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "value": self.value,
-            "isRegex": self.is_regex,
-            "isEqual": self.is_equal,
-        }
-
-    @classmethod
-    def parse(cls, text: str) -> Matcher:
-        """`name=value`, `name!=value`, `name=~regex`, `name!~regex` (amtool's spelling)."""
-        m = re.fullmatch(r'\s*([A-Za-z_][A-Za-z0-9_]*)\s*(=~|!~|!=|=)\s*"?(.*?)"?\s*', text)
-        if not m:
-            raise ValueError(
-                f"bad matcher {text!r}: expected name=value, name!=value, "
-                f"name=~regex or name!~regex"
-            )
-        name, op, value = m.groups()
-        return cls.from_api(
-            {"name": name, "value": value, "isRegex": "~" in op, "isEqual": not op.startswith("!")}
-        )
-
-    def __str__(self) -> str:
-        op = {(False, True): "=", (False, False): "!=", (True, True): "=~", (True, False): "!~"}[
-            (self.is_regex, self.is_equal)
-        ]
-        return f'{self.name}{op}"{self.value}"'
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +38,7 @@ class Silence:
         return "pending" if now < self.starts_at else "active"
 
     def mutes(self, labels: Mapping[str, str], now: float) -> bool:
-        return self.state(now) == "active" and all(m.matches(labels) for m in self.matchers)
+        return self.state(now) == "active" and matches_all(self.matchers, labels)
 
     def to_api(self, now: float) -> dict[str, Any]:
         return {

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import json
+import logging
+from typing import Any
 
 from sentinel.db.sqlite import Database
-from sentinel.notify.silence import Matcher, Silence
+from sentinel.notify.matchers import Matcher, MatcherError
+from sentinel.notify.silence import Silence
+
+log = logging.getLogger("sentinel.silence")
 
 
 class SqliteSilenceRepo:
@@ -13,18 +18,16 @@ class SqliteSilenceRepo:
         self.db = db
 
     def all(self) -> list[Silence]:
-        return [
-            Silence(
-                id=r["id"],
-                matchers=tuple(Matcher.from_api(m) for m in json.loads(r["matchers"])),
-                starts_at=r["starts_at"],
-                ends_at=r["ends_at"],
-                created_by=r["created_by"],
-                comment=r["comment"],
-                updated_at=r["updated_at"],
-            )
-            for r in self.db.query("SELECT * FROM silences ORDER BY starts_at")
-        ]
+        out = []
+        for r in self.db.query("SELECT * FROM silences ORDER BY starts_at"):
+            try:
+                out.append(_silence(r))
+            except MatcherError as e:
+                # Before 0.2 silences read regexes as Python's re, which takes lookarounds and
+                # backreferences RE2 refuses: such a silence is kept in the table (gc removes it
+                # once expired) but cannot mute, and says so once at start.
+                log.warning("silence %s cannot be read and does not mute: %s", r["id"], e)
+        return out
 
     def save(self, s: Silence) -> None:
         with self.db.transaction() as conn:
@@ -46,3 +49,15 @@ class SqliteSilenceRepo:
     def delete_expired(self, before: float) -> int:
         with self.db.transaction() as conn:
             return conn.execute("DELETE FROM silences WHERE ends_at < ?", (before,)).rowcount
+
+
+def _silence(r: Any) -> Silence:
+    return Silence(
+        id=r["id"],
+        matchers=tuple(Matcher.from_api(m) for m in json.loads(r["matchers"])),
+        starts_at=r["starts_at"],
+        ends_at=r["ends_at"],
+        created_by=r["created_by"],
+        comment=r["comment"],
+        updated_at=r["updated_at"],
+    )

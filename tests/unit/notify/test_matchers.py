@@ -127,6 +127,8 @@ MATCHING = [
     ('severity=""', {"severity": "x"}, False),
     ('severity!=""', {"severity": "x"}, True),
     ('queue=~"billing.*"', {"queue": "billing"}, True),
+    ('owner=~"^(?:team-(B|C))$"', {"owner": "team-C"}, True),  # match_re's anchored form
+    ('owner=~"^(?:team-(B|C))$"', {"owner": "team-CC"}, False),
     ('queue=~"billing.*"', {"queue": "billing-eu"}, True),
     ('queue=~"billing.*"', {"queue": "old-billing"}, False),  # anchored at the start
     ('queue=~"bill"', {"queue": "billing"}, False),  # ... and at the end
@@ -178,7 +180,9 @@ def test_regexes_re2_refuses_are_refused(pattern: str) -> None:
         Matcher("a", "=~", pattern)
 
 
-@pytest.mark.parametrize("pattern", ["(?i)x", "(?is)x", "(?i:x)", "(?-s:x)", "(?P<n>x)", "x{2,}"])
+@pytest.mark.parametrize(
+    "pattern", ["(?i)x", "(?is)x", "(?i:x)", "(?-s:x)", "(?P<n>x)", "x{2,}", "^(?:a|b)$", "(?:)"]
+)
 def test_regexes_re2_accepts_are_accepted(pattern: str) -> None:
     Matcher("a", "=~", pattern)
 

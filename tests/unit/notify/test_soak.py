@@ -89,7 +89,7 @@ def test_a_month_of_distinct_groups_keeps_the_database_bounded(
                     s.silencer.put(
                         Silence(
                             str(uuid.uuid4()),
-                            (Matcher("worker", f"celery@{queue}"),),  # never mutes this page
+                            (Matcher("worker", "=", f"celery@{queue}"),),  # never mutes this page
                             now,
                             now + 3600.0,
                             "autoscaler",
