@@ -8,10 +8,12 @@ prints it as `%016x`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import hashlib
+import json
+from collections.abc import Callable, Mapping
 from functools import lru_cache
 
-__all__ = ["fingerprint", "fingerprint_int"]
+__all__ = ["fingerprint", "fingerprint_int", "fingerprint_items", "fingerprint_v1", "sql_functions"]
 
 _OFFSET64 = 14695981039346656037  # FNV-1a 64-bit offset basis; also the empty set's signature
 _PRIME64 = 1099511628211
@@ -22,6 +24,11 @@ _SEP = b"\xff"
 def fingerprint(labels: Mapping[str, str]) -> str:
     """The fingerprint of `labels` as Alertmanager prints it: 16 lowercase hex digits."""
     return f"{fingerprint_int(labels):016x}"
+
+
+def fingerprint_items(items: tuple[tuple[str, str], ...]) -> str:
+    """The same for label pairs already sorted by name (model.Labels keeps them so)."""
+    return f"{_cached(items) if items else _OFFSET64:016x}"
 
 
 def fingerprint_int(labels: Mapping[str, str]) -> int:
@@ -53,3 +60,33 @@ def fnv1a64(data: bytes) -> int:
     for x in data[len(data) & ~3 :]:
         h = ((h ^ x) * _PRIME64) & _MASK64
     return h
+
+
+def fingerprint_v1(labels: Mapping[str, str]) -> str:
+    """The fingerprint before 0.2 (the first 16 hex digits of a SHA-256 over the same bytes),
+    kept only so migration 006 can find what state stored under it."""
+    h = hashlib.sha256()
+    for name, value in sorted(labels.items()):
+        h.update(name.encode())
+        h.update(_SEP)
+        h.update(value.encode())
+        h.update(_SEP)
+    return h.hexdigest()[:16]
+
+
+def _from_json(function: Callable[[Mapping[str, str]], str]) -> Callable[[str | None], str | None]:
+    def sql(labels_json: str | None) -> str | None:
+        if labels_json is None:
+            return None
+        labels = json.loads(labels_json)
+        return function({str(k): str(v) for k, v in labels.items()})
+
+    return sql
+
+
+def sql_functions() -> dict[str, Callable[[str | None], str | None]]:
+    """SQL functions of one argument, a JSON object of labels, for the migrations."""
+    return {
+        "sentinel_fingerprint": _from_json(fingerprint),
+        "sentinel_fingerprint_v1": _from_json(fingerprint_v1),
+    }

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 
+from sentinel.fingerprint import fingerprint_items
+
 
 class Labels(Mapping[str, str]):
-    """An immutable, hashable label set; its fingerprint is stable across processes."""
+    """An immutable, hashable label set; its fingerprint is Prometheus's (sentinel.fingerprint)."""
 
     __slots__ = ("_fingerprint", "_items")
 
@@ -52,13 +53,7 @@ class Labels(Mapping[str, str]):
     @property
     def fingerprint(self) -> str:
         if self._fingerprint is None:
-            h = hashlib.sha256()
-            for k, v in self._items:
-                h.update(k.encode())
-                h.update(b"\xff")
-                h.update(v.encode())
-                h.update(b"\xff")
-            self._fingerprint = h.hexdigest()[:16]
+            self._fingerprint = fingerprint_items(self._items)
         return self._fingerprint
 
 

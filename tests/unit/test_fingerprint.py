@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 
-from sentinel.fingerprint import fingerprint, fingerprint_int, fnv1a64
+from sentinel.fingerprint import fingerprint, fingerprint_int, fingerprint_v1, fnv1a64
+from sentinel.model import Labels
 
 
 def naive_fingerprint(labels: dict[str, str]) -> int:
@@ -83,3 +86,16 @@ def test_fnv1a64_reference_vectors() -> None:
     assert fnv1a64(b"") == 0xCBF29CE484222325
     assert fnv1a64(b"a") == 0xAF63DC4C8601EC8C
     assert fnv1a64(b"foobar") == 0x85944171F73967E8
+
+
+@pytest.mark.parametrize("labels", [{}, *TABLE])
+def test_an_alerts_fingerprint_is_its_label_sets(labels: dict[str, str]) -> None:
+    assert Labels(labels).fingerprint == f"{naive_fingerprint(labels):016x}"
+
+
+def test_the_old_fingerprint_is_kept_for_the_migration_only() -> None:
+    # The first 16 hex digits of sha256 over name 0xff value 0xff, sorted by name (before 0.2).
+    labels = {"alertname": "NoLiveWorkers", "severity": "critical"}
+    raw = b"alertname\xffNoLiveWorkers\xffseverity\xffcritical\xff"
+    assert fingerprint_v1(labels) == hashlib.sha256(raw).hexdigest()[:16]
+    assert fingerprint_v1(labels) != Labels(labels).fingerprint
