@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 from collections.abc import Sequence
 from dataclasses import replace
@@ -17,7 +18,7 @@ from prometheus_client import CollectorRegistry
 
 from sentinel.alerts.book import AlertBook, Row, Transition
 from sentinel.alerts.repo import SqliteAlertRepo
-from sentinel.api.ports import ApiPorts, HealthFacts
+from sentinel.api.ports import ApiPorts, HealthFacts, StatusFacts
 from sentinel.api.server import ApiServer
 from sentinel.clock import Clock, SystemClock
 from sentinel.collectors.beat_schedule import resolve as beat_periods
@@ -40,6 +41,7 @@ from sentinel.notify import maintenance
 from sentinel.notify.inhibit import Inhibitor
 from sentinel.notify.nflog import NotificationLog
 from sentinel.notify.pipeline import Dispatcher, Mute
+from sentinel.notify.route import RouteNode, receiver_names
 from sentinel.notify.route import build_from as build_route
 from sentinel.notify.sender import Sender
 from sentinel.notify.silence import Silencer
@@ -276,6 +278,8 @@ class Sentinel:
             rules=_Rules(self),
             silences=self.silencer,
             health=_Health(self),
+            routing=_Routing(self),
+            status=_Status(self),
         )
 
     def start(self, *, serve: bool = True) -> None:
@@ -432,6 +436,35 @@ class _Health:
             probes=probes,
             storage=s.db.health() if s.db is not None else None,
             celery=s.config.celery,
+        )
+
+
+class _Routing:
+    def __init__(self, sentinel: Sentinel) -> None:
+        self._sentinel = sentinel
+
+    def route(self) -> RouteNode | None:
+        return self._sentinel.route
+
+    def receivers(self) -> Sequence[str]:
+        return receiver_names(self._sentinel.config, self._sentinel.route)
+
+
+class _Status:
+    def __init__(self, sentinel: Sentinel) -> None:
+        self._sentinel = sentinel
+
+    def status(self) -> StatusFacts:
+        s = self._sentinel
+        config = s.config
+        return StatusFacts(
+            replica=socket.gethostname(),
+            peers=(),
+            started_at=s.store.started_at,
+            evaluation_interval=config.evaluation.interval,
+            receivers=tuple(receiver_names(config, s.route)),
+            inhibit_rules=tuple((r.source, r.target, r.equal) for r in s.inhibitor.rules),
+            time_intervals=(*config.time_intervals, *config.mute_time_intervals),
         )
 
 

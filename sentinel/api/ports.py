@@ -10,14 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from sentinel.clock import Clock
 from sentinel.config.schema import CeleryConfig, ServerConfig
 from sentinel.db.health import StorageHealth
 from sentinel.facts.store import Probe
 from sentinel.model import Alert
+from sentinel.notify.matchers import Matcher
 from sentinel.notify.pipeline import Mute
+from sentinel.notify.route import RouteNode
 from sentinel.notify.silence import Silence
 from sentinel.rules.base import RuleBase
 
@@ -68,6 +70,34 @@ class SettingsPort(Protocol):
     def server(self) -> ServerConfig: ...
 
 
+# --- what /api/v2 reads besides the above ----------------------------------------------------
+
+
+class RoutingPort(Protocol):
+    """The routing tree in force (swapped on reload) and every receiver name it can send to."""
+
+    def route(self) -> RouteNode | None: ...
+
+    def receivers(self) -> Sequence[str]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class StatusFacts:
+    """What /api/v2/status reports, copied at one moment."""
+
+    replica: str  # this process's name (the host name)
+    peers: tuple[str, ...]  # the other replicas, when there are any
+    started_at: float | None
+    evaluation_interval: float  # seconds; a firing alert's endsAt is four of them ahead
+    receivers: tuple[str, ...]
+    inhibit_rules: tuple[tuple[tuple[Matcher, ...], tuple[Matcher, ...], tuple[str, ...]], ...]
+    time_intervals: tuple[Mapping[str, Any], ...]  # as configured
+
+
+class StatusPort(Protocol):
+    def status(self) -> StatusFacts: ...
+
+
 @dataclass(frozen=True, slots=True)
 class ApiPorts:
     clock: Clock
@@ -76,3 +106,5 @@ class ApiPorts:
     rules: RulesPort
     silences: SilencesPort
     health: HealthPort
+    routing: RoutingPort
+    status: StatusPort

@@ -39,6 +39,8 @@ from sentinel.api.health import Health
 from sentinel.api.http import MAX_BODY, HttpError, Request, Response, error
 from sentinel.api.ports import ApiPorts
 from sentinel.api.silences import SilenceViews
+from sentinel.api.v2 import V2
+from sentinel.api.v2 import error as v2_error
 
 if TYPE_CHECKING:
     from wsgiref.types import StartResponse, WSGIEnvironment
@@ -52,16 +54,20 @@ LINGER_BYTES = 8 * 1024 * 1024  # ... or how much of it is read and thrown away
 WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
+ErrorBody = Callable[[int, str, Iterable[tuple[str, str]]], Response]
+
+
 @dataclass(frozen=True, slots=True)
 class Route:
     pattern: re.Pattern[str]
     methods: Mapping[str, Handler]
+    error: ErrorBody = error  # how this endpoint spells an error (v2: a JSON string)
 
 
-def route(path: str, **methods: Handler) -> Route:
+def route(path: str, error_body: ErrorBody = error, **methods: Handler) -> Route:
     """`path` may hold `{name}` segments, captured into Request.params."""
     regex = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", path)
-    return Route(re.compile(f"^{regex}$"), methods)
+    return Route(re.compile(f"^{regex}$"), methods, error_body)
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,6 +240,10 @@ class ApiServer:
             route("/api/v1/silences", GET=silences.index, POST=silences.create),
             route("/api/v1/silences/{id}", DELETE=silences.expire),
         ]
+        v2 = V2(
+            ports.clock, ports.settings, ports.alerts, ports.silences, ports.routing, ports.status
+        )
+        self.routes += [route(path, v2_error, **methods) for path, methods in v2.routes()]
         host, port = ports.settings.server().host_port
         # Until start() knows the bound address, judge by the configured one.
         self.address = (host, port)
@@ -364,17 +374,17 @@ class ApiServer:
             handler = r.methods.get("GET" if method == "HEAD" else method)
             if handler is None:
                 allow = ", ".join(sorted({*r.methods, *(["HEAD"] if "GET" in r.methods else [])}))
-                return error(405, f"method {method} not allowed", [("Allow", allow)])
+                return r.error(405, f"method {method} not allowed", [("Allow", allow)])
             request = Request(method, path, environ, match.groupdict())
             try:
                 if method in WRITES:
                     self.authorize(request)
                 return handler(request)
             except HttpError as e:
-                return error(e.status, e.message, e.headers)
+                return r.error(e.status, e.message, e.headers)
             except Exception:  # one broken request must not take the server thread with it
                 log.exception("%s %s failed", method, path)
-                return error(500, "internal error; see the sentinel log")
+                return r.error(500, "internal error; see the sentinel log", ())
         return error(404, f"no such endpoint: {path}")
 
     def _token(self) -> str:

@@ -111,6 +111,24 @@ class StorageConfig(Strict):
 class ServerConfig(Strict):
     listen: str = "127.0.0.1:9808"
     token: SecretStr | None = None
+    # Where users reach sentinel (behind a proxy, say): fills Alertmanager's externalURL and
+    # each alert's generatorURL. Default: http://<listen>.
+    external_url: str | None = None
+
+    @field_validator("external_url")
+    @classmethod
+    def _external_url(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        scheme, sep, rest = v.partition("://")
+        if scheme not in ("http", "https") or not sep or not rest.split("/")[0]:
+            raise ValueError(f"expected an http:// or https:// URL, got {brief(v)}")
+        return v.rstrip("/")
+
+    @property
+    def base_url(self) -> str:
+        """external_url, or http://<listen> without one (no trailing slash)."""
+        return self.external_url or f"http://{self.listen}"
 
     @field_validator("listen")
     @classmethod

@@ -155,3 +155,17 @@ def build_from(config: Config) -> RouteNode | None:
     if config.route is None:
         return None
     return build(config.route, receivers=config.receivers, intervals=config.intervals())
+
+
+def receiver_names(config: Config, route: RouteNode | None) -> list[str]:
+    """Every name an alert's receivers can hold: the `receivers:` map's, the tree's
+    `receiver:`s and the channels."""
+    names = dict.fromkeys(config.receivers)
+    stack = [route] if route is not None else []
+    while stack:
+        node = stack.pop(0)
+        if node.receiver is not None:
+            names[node.receiver] = None
+        stack.extend(node.children)
+    names |= dict.fromkeys(config.channels)
+    return list(names)

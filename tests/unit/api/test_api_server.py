@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
 from sentinel.api.http import MAX_BODY
-from sentinel.api.ports import ApiPorts, HealthFacts
+from sentinel.api.ports import ApiPorts, HealthFacts, StatusFacts
 from sentinel.api.server import ApiServer, is_loopback
 from sentinel.app import Sentinel
 from sentinel.clock import FakeClock
@@ -276,8 +276,17 @@ def test_the_api_serves_from_its_ports_alone() -> None:
         rules=SimpleNamespace(rules=lambda: config.rules),
         silences=FakeSilences(),
         health=SimpleNamespace(health=lambda: facts),
+        routing=SimpleNamespace(route=lambda: None, receivers=lambda: ["log"]),
+        status=SimpleNamespace(
+            status=lambda: StatusFacts("here", (), T0 - 5, 15.0, ("log",), (), ())
+        ),
     )
     api = ApiServer(ports, CollectorRegistry())
+    status, body = call(api, "GET", "/api/v2/alerts")
+    assert [(a["labels"]["alertname"], a["status"]["state"]) for a in body] == [
+        ("Muted", "suppressed")
+    ]
+    assert call(api, "GET", "/api/v2/receivers") == (200, [{"name": "log"}])
     status, body = call(api, "GET", "/api/v1/alerts")
     assert status == 200
     assert [(a["labels"]["alertname"], a["silencedBy"]) for a in body] == [
