@@ -51,7 +51,7 @@ INTERNAL_ERROR = "internal error while checking the configuration (please report
 
 def secret_problems(config: Config, *, routed_only: bool = False) -> list[str]:
     """`channels.NAME.KEY: reason` for each empty or placeholder secret of a channel."""
-    routed = config.route.channel_names() if config.route is not None else set()
+    routed = config.route.channel_names(config.receivers) if config.route is not None else set()
     out = []
     for name, channel in config.channels.items():
         if routed_only and name not in routed:
@@ -78,7 +78,7 @@ def lint(config: Config, *, unrouted: bool = True) -> list[str]:
             "(top level): the configuration is empty: no rules, no channels; sentinel would "
             "watch and page nothing"
         )
-    if config.rules and (config.route is None or not config.route.channel_names()):
+    if config.rules and (config.route is None or not config.route.channel_names(config.receivers)):
         warnings.append(
             f"route: {len(config.rules)} rule(s) but no route sends anywhere: alerts are "
             "evaluated and shown, never sent (add `route: {channels: [...]}`)"

@@ -251,10 +251,14 @@ class Route(Strict):
             raise ValueError("give either receiver or channels, not both")
         return self
 
-    def channel_names(self) -> set[str]:
+    def channel_names(self, receivers: Mapping[str, tuple[str, ...]] | None = None) -> set[str]:
+        """The channels this subtree sends to; `receivers` maps `receiver:` names to channels
+        (a name it does not hold is the channel of that name)."""
         names = set(self.channels or ())
+        if self.receiver is not None:
+            names |= set((receivers or {}).get(self.receiver, (self.receiver,)))
         for child in self.routes:
-            names |= child.channel_names()
+            names |= child.channel_names(receivers)
         return names
 
 

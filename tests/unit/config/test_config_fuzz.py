@@ -22,7 +22,7 @@ from sentinel.config import Config
 from sentinel.config.check import INTERNAL_ERROR, Report, check, check_raw
 from sentinel.config.loader import ConfigError, read_config
 from sentinel.notify.inhibit import Inhibitor
-from sentinel.notify.route import build as build_route
+from sentinel.notify.route import build_from
 
 # `make fuzz` runs 20,000 examples per test: past pytest's default 300 s, so a longer budget
 # there; every example is also bounded on its own (_timed).
@@ -280,7 +280,7 @@ def _assert_runnable(config: Config) -> None:
     assert 1 <= config.evaluation.interval <= 3600
     assert 0 < config.celery.inspect_timeout <= 60
     if config.route is not None:
-        build_route(config.route)
+        build_from(config)
     Inhibitor(config.inhibit)
 
 
