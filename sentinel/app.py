@@ -141,7 +141,9 @@ class Sentinel:
         self.dispatcher: Dispatcher | None = None
         self.sender: Sender | None = None
         if self.db is not None:
-            self.sender = Sender(self.db, config.channels, self.clock)
+            self.sender = Sender(
+                self.db, config.channels, self.clock, external_url=self._external_url
+            )
             self.dispatcher = Dispatcher(
                 self.route,
                 config.channels,
@@ -325,6 +327,9 @@ class Sentinel:
             self.config.evaluation.interval,
             self.config.celery.inspect_interval,
         )
+
+    def _external_url(self) -> str:
+        return self.config.server.base_url
 
     def reload(self, new: Config) -> list[str]:
         """Swap in a new config without losing alert state; returns warnings for the operator.

@@ -18,7 +18,7 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from sentinel.backoff import Backoff
@@ -26,6 +26,7 @@ from sentinel.channels import build
 from sentinel.channels.base import Notification, Notifier, Permanent, Retryable
 from sentinel.clock import Clock
 from sentinel.db.sqlite import Database
+from sentinel.links import with_generator_urls
 from sentinel.model import State
 from sentinel.notify.nflog import NotificationLog
 from sentinel.notify.outbox import Outbox, OutboxRow
@@ -66,11 +67,13 @@ class Sender:
         channels: Mapping[str, Any],
         clock: Clock,
         notifiers: Mapping[str, Notifier] | None = None,
+        external_url: Callable[[], str] = str,
     ) -> None:
         self.db = db
         self.outbox = Outbox(db)
         self.nflog = NotificationLog(db)
         self.clock = clock
+        self.external_url = external_url  # read per send: a reload may change it
         self.channels = dict(channels)
         self.notifiers: dict[str, Notifier] = dict(notifiers or {})
         self.outcomes: Counter[tuple[str, str]] = Counter()
@@ -289,8 +292,9 @@ class Sender:
             group_key=row.group_key,
             group_labels=row.group_labels,
             status="firing" if row.status == "firing" else "resolved",
-            alerts=alerts,
+            alerts=with_generator_urls(base := self.external_url(), alerts),
             memo=dict(last.memo) if last else {},
+            external_url=base,
         )
         labels = dict(row.group_labels)
         try:

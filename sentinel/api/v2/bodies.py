@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from sentinel.links import generator_url
 from sentinel.model import Alert, State, rfc3339
 from sentinel.notify.pipeline import Mute
 from sentinel.notify.route import RouteNode
@@ -66,11 +67,6 @@ def alert_body(v: AlertView, base_url: str, evaluation_interval: float) -> dict[
         },
         "generatorURL": generator_url(base_url, a.fingerprint),
     }
-
-
-def generator_url(base_url: str, fingerprint: str) -> str:
-    """A link to the alert on the status page."""
-    return f"{base_url}/#alert-{fingerprint}"
 
 
 def group_bodies(
