@@ -26,6 +26,7 @@ from sentinel.notify.dedup import notify_reason
 from sentinel.notify.inhibit import Inhibitor
 from sentinel.notify.nflog import NotificationLog
 from sentinel.notify.outbox import Outbox
+from sentinel.notify.rekey import rekey
 from sentinel.notify.route import RouteNode
 from sentinel.notify.silence import Silencer
 
@@ -79,6 +80,7 @@ class Dispatcher:
         self.done: dict[tuple[str, str], float | None] = {}
         self.on_queued = on_queued
         self._lock = threading.Lock()
+        rekey(db, route)  # state written before 0.2 under its node keys
 
     def reconfigure(
         self, route: RouteNode | None, channels: Mapping[str, Any], inhibitor: Inhibitor

@@ -11,7 +11,7 @@ agree with `amtool config routes test`.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from sentinel.config.schema import Config, Route
@@ -46,6 +46,9 @@ class RouteNode:
     # As in Alertmanager these are the node's own, never inherited.
     mute_time_intervals: Intervals = ()
     active_time_intervals: Intervals = ()
+    # The key this node had before 0.2 (match_re unanchored, values unescaped; None if no
+    # earlier version could read it): rekey.py moves its groups' state to `key` at start.
+    legacy_key: str | None = field(default=None, compare=False)
 
     def matches(self, labels: Mapping[str, str]) -> bool:
         return matches_all(self.matchers, labels)
@@ -128,6 +131,7 @@ def build(
         channels, receiver = parent.channels, parent.receiver
     else:
         channels, receiver = (), None
+    legacy = _legacy_key(route, parent, index)
     node = RouteNode(
         key=key,
         matchers=matchers,
@@ -141,6 +145,7 @@ def build(
         receiver=receiver,
         mute_time_intervals=tuple((n, intervals[n]) for n in route.mute_time_intervals),
         active_time_intervals=tuple((n, intervals[n]) for n in route.active_time_intervals),
+        legacy_key=legacy,
     )
     children: list[RouteNode] = []
     for i, child in enumerate(route.routes):
@@ -148,6 +153,22 @@ def build(
         parent_so_far = replace(node, children=tuple(children))
         children.append(build(child, parent_so_far, i, receivers=receivers, intervals=intervals))
     return replace(node, children=tuple(children))
+
+
+def _legacy_key(route: Route, parent: RouteNode | None, index: int) -> str | None:
+    """The key sentinel gave this node before 0.2: `match` then `match_re` (each sorted by
+    name, values unescaped and unanchored), [index] after a sibling with the same key. None
+    where no such version could have read the node (it or an ancestor uses `matchers:`)."""
+    if parent is None:
+        return "{}"
+    if route.matchers or parent.legacy_key is None:
+        return None
+    parts = [f'{k}="{v}"' for k, v in sorted(route.match.items())]
+    parts += [f'{k}=~"{v}"' for k, v in sorted(route.match_re.items())]
+    key = parent.legacy_key + "/{" + ",".join(parts) + "}"
+    if any(c.legacy_key == key for c in parent.children):
+        key += f"[{index}]"
+    return key
 
 
 def build_from(config: Config) -> RouteNode | None:
