@@ -213,7 +213,10 @@ def _check_matchers(v: tuple[str, ...]) -> tuple[str, ...]:
     try:
         parse_config_matchers(v)
     except MatcherError as e:
-        raise ValueError(str(e)) from None
+        message = str(e)  # it quotes the matcher, which may be any size: keep the line short
+        raise ValueError(message if len(message) <= 300 else f"{message[:299]}…") from None
+    except (RecursionError, OverflowError) as e:  # ((((...)))), a{99999999999}
+        raise ValueError(f"regular expression too large: {e}") from None
     return v
 
 

@@ -26,6 +26,8 @@ from datetime import UTC, datetime, tzinfo
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from sentinel.units import brief  # an error line must not echo a huge value
+
 __all__ = [
     "InclusiveRange",
     "TimeInterval",
@@ -141,7 +143,7 @@ def parse_time_intervals(
         for i, entry in enumerate(_as_list(entries, key)):
             name, specs = _named(entry, f"{key}[{i}]")
             if name in out:
-                raise ValueError(f"{key}[{i}]: time interval {name!r} is not unique")
+                raise ValueError(f"{key}[{i}]: time interval {brief(name)} is not unique")
             out[name] = specs
     return out
 
@@ -157,7 +159,7 @@ def active(
         try:
             specs = intervals[name]
         except KeyError:
-            raise ValueError(f"time interval {name!r} doesn't exist in config") from None
+            raise ValueError(f"time interval {brief(name)} doesn't exist in config") from None
         if any(spec.contains(now) for spec in specs):
             return True
     return False
@@ -193,7 +195,7 @@ def _load_location(name: str) -> tzinfo | None:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
         raise ValueError(
-            f"unknown time zone {name!r} (want an IANA name such as 'Europe/Berlin', "
+            f"unknown time zone {brief(name)} (want an IANA name such as 'Europe/Berlin', "
             "'Local' or 'UTC'; the system's tz database or the tzdata package must be installed)"
         ) from None
 
@@ -259,7 +261,7 @@ def _minute(value: Any) -> int:
             return int(value)
         raise ValueError(f"time {value} out of range (write it quoted, 'HH:MM')")
     if not isinstance(value, str) or not _TIME_RE.fullmatch(value):
-        raise ValueError(f"couldn't parse time {value!r}: want 'HH:MM' from 00:00 to 24:00")
+        raise ValueError(f"couldn't parse time {brief(value)}: want 'HH:MM' from 00:00 to 24:00")
     hours, minutes = value.split(":")
     return int(hours) * 60 + int(minutes)
 
@@ -268,7 +270,7 @@ def _weekday_range(raw: Any) -> InclusiveRange:
     r = _range(raw, _weekday, sexagesimal=False)
     if r.begin > r.end:
         raise ValueError(
-            f"{raw!r}: end day {WEEKDAYS[r.end]} is before start day {WEEKDAYS[r.begin]} "
+            f"{brief(raw)}: end day {WEEKDAYS[r.end]} is before start day {WEEKDAYS[r.begin]} "
             "(weeks run sunday to saturday: write saturday:sunday as two entries)"
         )
     return r
@@ -280,10 +282,10 @@ def _day_of_month_range(raw: Any) -> InclusiveRange:
         if n == 0 or not -31 <= n <= 31:
             raise ValueError(f"{n} is not a valid day of the month: out of range")
     if r.begin < 0 < r.end:
-        raise ValueError(f"{raw!r}: end day must be negative if start day is negative")
+        raise ValueError(f"{brief(raw)}: end day must be negative if start day is negative")
     # Alertmanager's check on a 28-day month: refuse ranges that are empty in every month.
     if (28 + r.begin if r.begin < 0 else r.begin) > (28 + r.end if r.end < 0 else r.end):
-        raise ValueError(f"{raw!r}: end day {r.end} is always before start day {r.begin}")
+        raise ValueError(f"{brief(raw)}: end day {r.end} is always before start day {r.begin}")
     return r
 
 
@@ -291,7 +293,8 @@ def _month_range(raw: Any) -> InclusiveRange:
     r = _range(raw, _month, sexagesimal=True)
     if r.begin > r.end:
         raise ValueError(
-            f"{raw!r}: end month {MONTHS[r.end - 1]} is before start month {MONTHS[r.begin - 1]}"
+            f"{brief(raw)}: end month {MONTHS[r.end - 1]} is before start month "
+            f"{MONTHS[r.begin - 1]}"
         )
     return r
 
@@ -299,7 +302,7 @@ def _month_range(raw: Any) -> InclusiveRange:
 def _year_range(raw: Any) -> InclusiveRange:
     r = _range(raw, _integer, sexagesimal=False)
     if r.begin > r.end:
-        raise ValueError(f"{raw!r}: end year {r.end} is before start year {r.begin}")
+        raise ValueError(f"{brief(raw)}: end year {r.end} is before start year {r.begin}")
     return r
 
 
@@ -312,7 +315,7 @@ def _range(raw: Any, member: Callable[[str], int], *, sexagesimal: bool) -> Incl
         raise ValueError(f"must be a string such as 'a' or 'a:b', got {_kind(raw)}")
     parts = raw.lower().split(":")
     if len(parts) > 2:
-        raise ValueError(f"couldn't parse range {raw!r}, invalid format")
+        raise ValueError(f"couldn't parse range {brief(raw)}, invalid format")
     return InclusiveRange(member(parts[0]), member(parts[-1]))
 
 
@@ -320,7 +323,7 @@ def _weekday(s: str) -> int:
     try:
         return WEEKDAYS.index(s)
     except ValueError:
-        raise ValueError(f"{s!r} is not a valid weekday (want sunday..saturday)") from None
+        raise ValueError(f"{brief(s)} is not a valid weekday (want sunday..saturday)") from None
 
 
 def _month(s: str) -> int:
@@ -328,12 +331,12 @@ def _month(s: str) -> int:
         return MONTHS.index(s) + 1
     if _INT_RE.fullmatch(s) and 1 <= int(s) <= 12:
         return int(s)
-    raise ValueError(f"{s!r} is not a valid month (want january..december or 1..12)")
+    raise ValueError(f"{brief(s)} is not a valid month (want january..december or 1..12)")
 
 
 def _integer(s: str) -> int:
     if not _INT_RE.fullmatch(s):
-        raise ValueError(f"{s!r} is not an integer")
+        raise ValueError(f"{brief(s)} is not an integer")
     return int(s)
 
 
@@ -344,7 +347,9 @@ def _check_keys(raw: Mapping[Any, Any], allowed: Iterable[str], where: str) -> N
     if unknown:
         prefix = f"{where}: " if where else ""
         want = ", ".join(sorted(allowed))
-        raise ValueError(f"{prefix}unknown key(s) {', '.join(unknown)} (want {want})")
+        cut = [k if len(k) <= 40 else f"{k[:39]}…" for k in unknown[:5]]
+        listed = ", ".join(cut) + (", ..." if len(unknown) > 5 else "")
+        raise ValueError(f"{prefix}unknown key(s) {listed} (want {want})")
 
 
 def _is_int(value: Any) -> bool:

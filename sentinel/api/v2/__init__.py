@@ -140,10 +140,9 @@ class V2:
 
     def _views(self, request: Request) -> list[AlertView]:
         query = Query(request)
-        active, unprocessed = query.flag("active"), query.flag("unprocessed")
-        silenced, inhibited = query.flag("silenced"), query.flag("inhibited")
+        active, silenced, inhibited = (query.flag(f) for f in ("active", "silenced", "inhibited"))
+        query.flag("unprocessed")  # checked, and moot: every alert listed here was processed
         matchers, receiver = query.matchers(), query.receiver()
-        del unprocessed  # every alert sentinel lists has been through its pipeline
         now = self.clock.now()
         route = self.routing.route()
         out = []
