@@ -97,7 +97,7 @@ def amtool_binary() -> str:
 def daemon(tmp_path: Path) -> Iterator[tuple[Sentinel, ApiServer]]:
     text = CONFIG.format(path=tmp_path / "sentinel.db", token=TOKEN) + CHANNELS + ROUTES
     sentinel = Sentinel(parse(text, env={}))
-    server = ApiServer(sentinel, sentinel.metrics_registry())
+    server = ApiServer(sentinel.api_ports(), sentinel.metrics_registry())
     server.start()
     # An inspect round that reached the broker and found nobody: every rule fires.
     sentinel.store.probe_ok("inspect", sentinel.clock.now())

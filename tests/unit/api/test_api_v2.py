@@ -141,7 +141,7 @@ def timestamp(text: str) -> float:
 
 @pytest.fixture
 def make(tmp_path: Path) -> Iterator[Any]:
-    made: list[ApiServer] = []
+    made: list[Sentinel] = []
 
     def build(token: str = "") -> ApiServer:
         text = CONFIG.format(path=tmp_path / f"s{len(made)}.db", token=token)
@@ -149,14 +149,15 @@ def make(tmp_path: Path) -> Iterator[Any]:
         sentinel.store.started_at = T0 - 60
         sentinel.store.probe_ok("inspect", T0)
         sentinel.evaluate()  # no workers: NoLiveWorkers, NoWorkersInfo fire; ForLong is pending
-        server = ApiServer(sentinel, sentinel.metrics_registry())
-        made.append(server)
+        made.append(sentinel)
+        server = ApiServer(sentinel.api_ports(), sentinel.metrics_registry())
+        server.sentinel = sentinel  # type: ignore[attr-defined]  # the tests look at its book
         return server
 
     yield build
-    for server in made:
-        if server.sentinel.db is not None:
-            server.sentinel.db.close()
+    for sentinel in made:
+        if sentinel.db is not None:
+            sentinel.db.close()
 
 
 @pytest.fixture
@@ -234,7 +235,7 @@ def test_alerts_are_the_firing_ones_with_every_field(api: ApiServer) -> None:
     body = alerts(api)
     by_name = {a.labels["alertname"]: a for a in body}
     assert set(by_name) == {"NoLiveWorkers", "NoWorkersInfo"}  # the pending one is not listed
-    book = {a.labels["alertname"]: a for a in api.sentinel.book.alerts.values()}
+    book = {a.labels["alertname"]: a for a in api.sentinel.book.alerts.values()}  # type: ignore[attr-defined]
     critical = by_name["NoLiveWorkers"]
     assert critical.fingerprint == book["NoLiveWorkers"].fingerprint
     assert critical.status.state == "active"
