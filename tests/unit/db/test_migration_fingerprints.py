@@ -2,7 +2,8 @@
 0.2) is read with Prometheus fingerprints, and a firing alert is not paged again.
 
 The old file is made the way the old version made it: the pipeline runs and pages, then every
-fingerprint it stored is put back to the old spelling and the schema version to 3 (001-003).
+fingerprint it stored is put back to the old spelling and the schema version to 5 (every
+migration before 006 applied, 006 not).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 from sentinel.alerts.repo import SqliteAlertRepo
 from sentinel.clock import FakeClock
@@ -40,12 +42,12 @@ def downgrade(path: Path, alerts: list[Alert]) -> None:
                     f"UPDATE {table} SET firing = ?, resolved = ? WHERE rowid = ?",
                     (*lists, row[0]),
                 )
-        conn.execute("PRAGMA user_version = 3")
+        conn.execute("PRAGMA user_version = 5")
     finally:
         conn.close()
 
 
-def stored_fingerprints(path: Path) -> dict[str, list[str]]:
+def stored_fingerprints(path: Path) -> dict[str, list[Any]]:
     conn = sqlite3.connect(path)
     try:
         out = {"alerts": [r[0] for r in conn.execute("SELECT fingerprint FROM alerts")]}
@@ -56,7 +58,7 @@ def stored_fingerprints(path: Path) -> dict[str, list[str]]:
                     for (x,) in conn.execute(f"SELECT {column} FROM {table}")
                     for f in json.loads(x)
                 )
-        out["version"] = [str(conn.execute("PRAGMA user_version").fetchone()[0])]
+        out["version"] = [conn.execute("PRAGMA user_version").fetchone()[0]]
         return out
     finally:
         conn.close()
@@ -81,7 +83,7 @@ def test_an_upgrade_neither_repages_nor_forgets(tmp_path: Path) -> None:
     restart = GROUP_WAIT + GROUP_INTERVAL + 15
     after = Harness(path, FakeClock(T0 + restart))
     stored = stored_fingerprints(path)
-    assert stored["version"] >= ["6"]
+    assert stored["version"][0] >= 6
     assert sorted(stored["alerts"]) == sorted([backlog.fingerprint, gone.fingerprint])
     assert backlog.fingerprint in stored["nflog.firing"]
     assert stored["outbox.resolved"] == [gone.fingerprint]
