@@ -22,11 +22,13 @@ LONGEST_WINDOW = STEP * (MAX_CHECKPOINTS - 1)
 
 
 class WorkerCoverage:
-    __slots__ = ("checkpoints", "seen")
+    __slots__ = ("checkpoints", "latest", "seen")
 
     def __init__(self) -> None:
         self.seen = 0  # task-started events from this worker
+        # (when, processed, seen): at least STEP apart, and as of the latest heartbeat.
         self.checkpoints: deque[tuple[float, int, int]] = deque(maxlen=MAX_CHECKPOINTS)
+        self.latest: tuple[float, int, int] | None = None
 
 
 class Coverage:
@@ -57,24 +59,25 @@ class Coverage:
         points = cov.checkpoints
         if points and processed < points[-1][1]:
             points.clear()  # the worker restarted: its count began again
+        cov.latest = (now, processed, cov.seen)
         if not points or now - points[-1][0] >= STEP:
-            points.append((now, processed, cov.seen))
-        else:
-            points[-1] = (points[-1][0], processed, cov.seen)
+            points.append(cov.latest)
 
     def unseen(self, worker: str, window: float, now: float) -> tuple[float, int] | None:
         """(fraction of the tasks started in the window whose task-started sentinel missed,
-        tasks started); None with fewer than two checkpoints."""
+        tasks started); None before a second heartbeat."""
         cov = self.workers.get(worker)
-        if cov is None or len(cov.checkpoints) < 2:
+        if cov is None or cov.latest is None or not cov.checkpoints:
             return None
         points = cov.checkpoints
+        if cov.latest is points[0]:
+            return None
         first = points[0]
         for point in points:  # the last checkpoint at or before the window's start
             if point[0] > now - window:
                 break
             first = point
-        _, processed, seen = points[-1]
+        _, processed, seen = cov.latest
         done = processed - first[1]
         if done <= 0:
             return 0.0, 0

@@ -61,3 +61,11 @@ def test_a_restarted_worker_starts_counting_again() -> None:
     work(store, 30, per_beat=5, seen_per_beat=0)
     store.apply_event(heartbeat("w1@h", active=0, processed=0), T0 + 31)  # processed fell
     assert len(store.coverage.workers["w1@h"].checkpoints) == 1
+
+
+def test_work_between_two_close_heartbeats_counts_from_the_first() -> None:
+    store = FactStore()
+    store.apply_event(heartbeat("w1@h", active=0, processed=0), T0)
+    store.apply_event(heartbeat("w1@h", active=0, processed=30), T0 + 1)  # within one STEP
+    [sample] = run(RULE, store, T0 + 1)
+    assert (sample.value, sample.active) == (1.0, True)
