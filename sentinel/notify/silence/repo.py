@@ -3,9 +3,37 @@
 from __future__ import annotations
 
 import json
+import sqlite3
+from pathlib import Path
+from typing import Any
 
 from sentinel.db.sqlite import Database
 from sentinel.notify.silence import Matcher, Silence
+
+_ALL = "SELECT * FROM silences ORDER BY starts_at"
+
+
+def _silence(r: Any) -> Silence:
+    return Silence(
+        id=r["id"],
+        matchers=tuple(Matcher.from_api(m) for m in json.loads(r["matchers"])),
+        starts_at=r["starts_at"],
+        ends_at=r["ends_at"],
+        created_by=r["created_by"],
+        comment=r["comment"],
+        updated_at=r["updated_at"],
+    )
+
+
+def read_silences(path: str | Path) -> list[Silence]:
+    """The silences in a state file, opened read-only (`sentinel replay`): nothing is written
+    to it, not even a migration. Raises sqlite3.Error when it cannot be read."""
+    conn = sqlite3.connect(Path(path).resolve().as_uri() + "?mode=ro", uri=True)
+    try:
+        conn.row_factory = sqlite3.Row
+        return [_silence(r) for r in conn.execute(_ALL)]
+    finally:
+        conn.close()
 
 
 class SqliteSilenceRepo:
@@ -13,18 +41,7 @@ class SqliteSilenceRepo:
         self.db = db
 
     def all(self) -> list[Silence]:
-        return [
-            Silence(
-                id=r["id"],
-                matchers=tuple(Matcher.from_api(m) for m in json.loads(r["matchers"])),
-                starts_at=r["starts_at"],
-                ends_at=r["ends_at"],
-                created_by=r["created_by"],
-                comment=r["comment"],
-                updated_at=r["updated_at"],
-            )
-            for r in self.db.query("SELECT * FROM silences ORDER BY starts_at")
-        ]
+        return [_silence(r) for r in self.db.query(_ALL)]
 
     def save(self, s: Silence) -> None:
         with self.db.transaction() as conn:
