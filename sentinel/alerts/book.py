@@ -204,22 +204,24 @@ class AlertBook:
             gen = store.journal.snapshot()
         with store.sharing():
             for rule in rules:
-                # One rule at a time under the lock: ingest waits for one rule, not a tick.
-                with store.lock:
-                    try:
-                        per_series = per_series_evaluator(rule.kind)
-                        if per_series is None or not self.incremental:
+                # One rule (or one chunk of a per-series rule's series) at a time under the
+                # lock: ingest waits for that, never for a whole tick.
+                try:
+                    per_series = per_series_evaluator(rule.kind)
+                    if per_series is None or not self.incremental:
+                        with store.lock:
                             results[rule.name] = evaluator(rule.kind)(rule, store, now)
-                            continue
+                    else:
                         kept = self._series.get(rule.name)
                         if kept is None or kept.rule is not rule:
                             kept = self._series[rule.name] = SeriesSamples(rule)
                         changed[rule.name] = kept.update(per_series, store, now, gen)
                         results[rule.name] = []
-                    except Exception:  # a broken rule must not stop the others
-                        self._rule_failed(rule, "evaluate", now)
-                        results[rule.name] = None
-                        self._series.pop(rule.name, None)
+                except Exception:  # a broken rule must not stop the others
+                    self._rule_failed(rule, "evaluate", now)
+                    results[rule.name] = None
+                    self._series.pop(rule.name, None)
+                time.sleep(0)  # hand the lock over: a released Lock is not given to a waiter
         for name in [n for n in self._series if n not in results]:
             del self._series[name]  # a rule removed by a reload
         self.last_rules_duration = time.perf_counter() - started

@@ -11,12 +11,17 @@ rule's last tick, and when time went backwards.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from sentinel.facts.store import FactStore
 from sentinel.facts.tasks import TaskSeries
 from sentinel.model import Sample
 from sentinel.rules.base import EvaluateSeries, matching_tasks
+
+# Series evaluated per hold of the store lock: ~10-50 ms of work, so a tick over 10,000
+# series never keeps ingest waiting for longer.
+CHUNK = 1000
 
 
 class SeriesSamples:
@@ -43,8 +48,23 @@ class SeriesSamples:
     ) -> list[TaskSeries]:
         """Evaluate what may have changed; return those series (every matching one when all
         were evaluated). `gen` is the journal generation closed before this tick's first
-        rule (journal.snapshot()): every write up to it is seen here. Call with store.lock
-        held."""
+        rule (journal.snapshot()): every write up to it is seen here. Takes store.lock itself,
+        CHUNK series at a time, so ingest waits for one chunk at most."""
+        rule = self.rule
+        with store.lock:
+            todo = self._todo(store, now)
+        samples: list[Sample] = []
+        for i in range(0, len(todo), CHUNK):
+            if i:
+                time.sleep(0)  # hand the lock over: a released Lock is not given to a waiter
+            with store.lock:
+                samples.extend(per_series(rule, store, now, todo[i : i + CHUNK]))
+        self.samples.update(zip([series for _, series in todo], samples, strict=True))
+        self.gen, self.epoch, self.since = gen, store.journal.epoch, now
+        return [series for _, series in todo]
+
+    def _todo(self, store: FactStore, now: float) -> list[tuple[str, TaskSeries]]:
+        """The (name, series) to evaluate, in the store's order. Call with store.lock held."""
         rule = self.rule
         found = matching_tasks(store, rule.tasks)
         journal = store.journal
@@ -63,18 +83,12 @@ class SeriesSamples:
         if self.since is not None and journal.epoch == self.epoch and now >= self.since:
             changed = _changed(store, self.gen, self.since, rule.window, now)
         if changed is None:
-            todo = found
-        else:
-            mine = matched.keys() & changed
-            mine.update(series for _, series in new)
-            if 2 * len(mine) >= len(matched):
-                todo = found  # most changed: all, in order, costs less than sorting them
-            else:
-                todo = [(s.name, s) for s in sorted(mine, key=matched.__getitem__)]
-        samples = per_series(rule, store, now, todo)
-        self.samples.update(zip([series for _, series in todo], samples, strict=True))
-        self.gen, self.epoch, self.since = gen, journal.epoch, now
-        return [series for _, series in todo]
+            return found
+        mine = matched.keys() & changed
+        mine.update(series for _, series in new)
+        if 2 * len(mine) >= len(matched):
+            return found  # most changed: all, in order, costs less than sorting them
+        return [(s.name, s) for s in sorted(mine, key=matched.__getitem__)]
 
     def to_step(self, changed: list[TaskSeries]) -> list[TaskSeries]:
         """The series the book steps: those evaluated and those with an alert, in order."""
