@@ -221,7 +221,7 @@ class AlertBook:
                     self._rule_failed(rule, "evaluate", now)
                     results[rule.name] = None
                     self._series.pop(rule.name, None)
-                time.sleep(0)  # hand the lock over: a released Lock is not given to a waiter
+                store.handover()  # a writer waiting for the lock gets it
         for name in [n for n in self._series if n not in results]:
             del self._series[name]  # a rule removed by a reload
         self.last_rules_duration = time.perf_counter() - started

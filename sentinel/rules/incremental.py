@@ -11,7 +11,6 @@ rule's last tick, and when time went backwards.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from sentinel.facts.store import FactStore
@@ -56,7 +55,7 @@ class SeriesSamples:
         samples: list[Sample] = []
         for i in range(0, len(todo), CHUNK):
             if i:
-                time.sleep(0)  # hand the lock over: a released Lock is not given to a waiter
+                store.handover()
             with store.lock:
                 samples.extend(per_series(rule, store, now, todo[i : i + CHUNK]))
         self.samples.update(zip([series for _, series in todo], samples, strict=True))
