@@ -240,6 +240,8 @@ class AlertBook:
                     continue
                 except Exception:  # a bad sample or side table must not stop the others
                     self._rule_failed(rule, "record", now)
+                    # Its kept samples and alert index may be half-stepped: start it afresh.
+                    self._series.pop(rule.name, None)
             tick.seen.update(fp for fp, a in self.alerts.items() if a.rule == rule.name)
             if hold:
                 tick.held.add(rule.name)
