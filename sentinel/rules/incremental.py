@@ -52,6 +52,8 @@ class SeriesSamples:
         rule = self.rule
         with store.lock:
             todo = self._todo(store, now)
+            # As of the series chosen: a budget drop between two chunks is seen next tick.
+            epoch = store.journal.epoch
         samples: list[Sample] = []
         for i in range(0, len(todo), CHUNK):
             if i:
@@ -59,7 +61,7 @@ class SeriesSamples:
             with store.lock:
                 samples.extend(per_series(rule, store, now, todo[i : i + CHUNK]))
         self.samples.update(zip([series for _, series in todo], samples, strict=True))
-        self.gen, self.epoch, self.since = gen, store.journal.epoch, now
+        self.gen, self.epoch, self.since = gen, epoch, now
         return [series for _, series in todo]
 
     def _todo(self, store: FactStore, now: float) -> list[tuple[str, TaskSeries]]:
