@@ -36,8 +36,9 @@ SLACK = 120.0
 
 
 class Journal:
-    def __init__(self, width: float) -> None:
+    def __init__(self, width: float, retention: float = 600.0) -> None:
         self.width = width
+        self.keep(retention)
         self.gen = 0
         self.written: dict[int, list[Any]] = {0: []}
         self.opened: dict[float, list[Any]] = {}
@@ -80,9 +81,16 @@ class Journal:
             out.update(self.opened[start])
         return out
 
+    def keep(self, retention: float) -> None:
+        """Bucket starts are kept for the rings' retention, two buckets and SLACK."""
+        self.horizon = retention + 2 * self.width + SLACK
+
     def note_open(self, start: float, series: Any) -> None:
         opened = self.opened.get(start)
         if opened is None:
+            # A new start, once per bucket width: the old ones go here too, so the journal
+            # stays bounded when nothing prunes the store (`sentinel record`).
+            self.forget_before(start - self.horizon)
             opened = self.opened[start] = []
         opened.append(series)
 

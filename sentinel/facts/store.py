@@ -19,7 +19,6 @@ from sentinel.facts import celery_events
 from sentinel.facts.celery_events import KNOWN_TYPES, valid_id
 from sentinel.facts.coverage import Coverage
 from sentinel.facts.drops import Drops, IgnoredFields
-from sentinel.facts.journal import SLACK as JOURNAL_SLACK
 from sentinel.facts.journal import Journal
 from sentinel.facts.periodic import PeriodicSeen
 from sentinel.facts.queue_flow import QueueFlows, consumed
@@ -127,7 +126,7 @@ class FactStore:
         self.names_version = 0
         # What was written and which buckets opened, per series: a tick visits only the
         # series whose answers may have changed (journal.py).
-        self.journal = Journal(bucket)
+        self.journal = Journal(bucket, retention)
         self._handed_at = 0.0  # handover()
 
     # -- the maps, each behind its cap (celery_events.Facts) -----------------------------
@@ -198,6 +197,7 @@ class FactStore:
             self.retention = retention
             for series in self.tasks.values():
                 series.ring.retention = retention
+            self.journal.keep(retention)
             self.journal.invalidate()
 
     def stream_restored(self, lost_at: float, now: float) -> None:
@@ -398,7 +398,7 @@ class FactStore:
             for series in self.tasks.values():
                 series.ring.trim(now)
             # Buckets this old left every window (and the rings) more than SLACK ago.
-            self.journal.forget_before(now - self.retention - 2 * self.bucket - JOURNAL_SLACK)
+            self.journal.forget_before(now - self.journal.horizon)
             self._enforce_budget(now)
 
     def _enforce_budget(self, now: float) -> None:

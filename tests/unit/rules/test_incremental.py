@@ -128,6 +128,13 @@ def test_the_journal_lists_buckets_that_left_a_window():
     assert j.left_window(60.0, 165.0, 185.0) is None
 
 
+def test_the_journal_stays_bounded_when_nothing_prunes():
+    j = Journal(10.0, retention=60.0)
+    for k in range(1000):
+        j.note_open(100.0 + 10 * k, "x")
+    assert len(j.opened) <= (60 + 20 + 120) / 10 + 1
+
+
 def test_the_journal_says_when_it_no_longer_reaches_back():
     j = Journal(10.0)
     first = j.snapshot()
