@@ -12,10 +12,12 @@ from typing import Any, overload
 from sentinel.alerts.repo import AlertRepo
 from sentinel.alerts.state import step
 from sentinel.facts.store import FactStore
+from sentinel.facts.tasks import TaskSeries
 from sentinel.model import Alert, Labels, Sample, State
-from sentinel.rules import default_summary, evaluator, holds_during_outage
+from sentinel.rules import default_summary, evaluator, holds_during_outage, per_series_evaluator
 from sentinel.rules.base import RuleBase
 from sentinel.rules.broker_unreachable import unreachable as broker_unreachable
+from sentinel.rules.incremental import SeriesSamples
 from sentinel.templating import render
 from sentinel.units import format_duration
 
@@ -63,8 +65,10 @@ class Rows(Sequence[Row]):
     __slots__ = ("_len", "_list", "_parts")
 
     def __init__(self) -> None:
-        # (rule name, samples, their label sets, sample index -> state of its alert)
-        self._parts: list[tuple[str, list[Sample], list[Labels], dict[int, str]]] = []
+        # (rule name, samples, their label sets, sample index -> state of its alert), or for a
+        # per-series rule (rule name, samples, the rule's labels, instance -> state): label
+        # sets are then made only when read.
+        self._parts: list[tuple[str, list[Sample], Any, dict[Any, str]]] = []
         self._len = 0
         self._list: list[Row] | None = None
 
@@ -72,6 +76,16 @@ class Rows(Sequence[Row]):
         self, rule: str, samples: list[Sample], labels: list[Labels], states: dict[int, str]
     ) -> None:
         self._parts.append((rule, samples, labels, states))
+        self._len += len(samples)
+
+    def _add_lazy(
+        self,
+        rule: str,
+        samples: list[Sample],
+        base: Mapping[str, str],
+        states: dict[tuple[tuple[str, str], ...], str],
+    ) -> None:
+        self._parts.append((rule, samples, base, states))
         self._len += len(samples)
 
     def __len__(self) -> int:
@@ -82,6 +96,14 @@ class Rows(Sequence[Row]):
             yield from self._list
             return
         for rule, samples, labels, states in self._parts:
+            if not isinstance(labels, list):  # a per-series rule's part
+                for sample in samples:
+                    state = states.get(tuple(sample.labels.items()))
+                    if state is None:
+                        state = "unknown" if sample.active is None else "inactive"
+                    row_labels = Labels({**labels, **sample.labels})
+                    yield Row(rule, row_labels, sample.value, sample.threshold, state)
+                continue
             for i, sample in enumerate(samples):
                 state = states.get(i)
                 if state is None:
@@ -122,8 +144,11 @@ class _Tick:
 
 
 class AlertBook:
-    def __init__(self, repo: AlertRepo | None) -> None:
+    def __init__(self, repo: AlertRepo | None, *, incremental: bool = True) -> None:
+        """incremental=False evaluates per-series rules over every series each tick, as
+        before rules/incremental.py: the tests' reference and the benchmark's baseline."""
         self.repo = repo
+        self.incremental = incremental
         self.alerts: dict[str, Alert] = repo.load() if repo is not None else {}
         self._restored = set(self.alerts)  # loaded, and not seen in a sample since
         self._first_tick: float | None = None
@@ -144,6 +169,8 @@ class AlertBook:
         # fingerprint -> (rule, value, threshold, annotations) of the last rendering: an alert
         # whose rule, value and threshold are unchanged keeps its annotations.
         self._rendered: dict[str, tuple[Any, str, str, Mapping[str, str]]] = {}
+        # Per-series rules' samples from tick to tick, by rule name (rules/incremental.py).
+        self._series: dict[str, SeriesSamples] = {}
 
     def active(self) -> list[Alert]:
         return [a for a in self.alerts.values() if a.state is not State.RESOLVED]
@@ -169,16 +196,34 @@ class AlertBook:
         if self._first_tick is None:
             self._first_tick = now
         results: dict[str, list[Sample] | None] = {}
-        with store.evaluating():
+        changed: dict[str, list[TaskSeries]] = {}  # per-series rules: what they evaluated
+        with store.lock:
             # While the broker cannot be reached, silence proves nothing: no rule resolves an
             # alert (or drops a pending one) for lack of data until it is back.
             outage = broker_unreachable(store)
+            gen = store.journal.snapshot()
+        with store.sharing():
             for rule in rules:
+                # One rule (or one chunk of a per-series rule's series) at a time under the
+                # lock: ingest waits for that, never for a whole tick.
                 try:
-                    results[rule.name] = evaluator(rule.kind)(rule, store, now)
+                    per_series = per_series_evaluator(rule.kind)
+                    if per_series is None or not self.incremental:
+                        with store.lock:
+                            results[rule.name] = evaluator(rule.kind)(rule, store, now)
+                    else:
+                        kept = self._series.get(rule.name)
+                        if kept is None or kept.rule is not rule:
+                            kept = self._series[rule.name] = SeriesSamples(rule)
+                        changed[rule.name] = kept.update(per_series, store, now, gen)
+                        results[rule.name] = []
                 except Exception:  # a broken rule must not stop the others
                     self._rule_failed(rule, "evaluate", now)
                     results[rule.name] = None
+                    self._series.pop(rule.name, None)
+                store.handover()  # a writer waiting for the lock gets it
+        for name in [n for n in self._series if n not in results]:
+            del self._series[name]  # a rule removed by a reload
         self.last_rules_duration = time.perf_counter() - started
 
         tick = _Tick()
@@ -188,10 +233,15 @@ class AlertBook:
             hold = outage and holds_during_outage(rule.kind)
             if samples is not None:
                 try:
-                    self._step_rule(rule, samples, hold, now, tick)
+                    if rule.name in changed:
+                        self._step_series(rule, changed[rule.name], hold, now, tick)
+                    else:
+                        self._step_rule(rule, samples, hold, now, tick)
                     continue
                 except Exception:  # a bad sample or side table must not stop the others
                     self._rule_failed(rule, "record", now)
+                    # Its kept samples and alert index may be half-stepped: start it afresh.
+                    self._series.pop(rule.name, None)
             tick.seen.update(fp for fp, a in self.alerts.items() if a.rule == rule.name)
             if hold:
                 tick.held.add(rule.name)
@@ -295,6 +345,61 @@ class AlertBook:
             if new is not None:
                 states[i] = new.state.value
         tick.rows._add(rule.name, samples, instance_labels, states)
+
+    def _step_series(
+        self, rule: Any, changed: list[TaskSeries], hold: bool, now: float, tick: _Tick
+    ) -> None:
+        """_step_rule for a per-series rule: steps the samples of the series it evaluated and
+        of those with an alert; the others' samples are as they were, with no alert, so
+        there is nothing to step (rules/incremental.py)."""
+        kept = self._series[rule.name]
+        samples, alerting = kept.samples, kept.alerting
+        alerts = self.alerts
+        restored = self._restored
+        base = {**rule.labels, "alertname": rule.name, "severity": rule.severity.value}
+        key = (rule.name, tuple(sorted((str(k), str(v)) for k, v in base.items())))
+        tick.used.add(key)
+        cache = self._labels.get(key)
+        if cache is None or len(cache) > len(samples) + LABEL_CACHE_SLACK:
+            cache = self._labels[key] = {}
+        if hold:
+            tick.held.add(rule.name)
+        seen = tick.seen
+        states: dict[tuple[tuple[str, str], ...], str] = {}
+        for series in kept.to_step(changed):
+            sample = samples[series]
+            instance = tuple(sample.labels.items())
+            hit = cache.get(instance)
+            if hit is None:
+                labels = Labels({**base, **sample.labels})
+                hit = cache[instance] = (labels, labels.fingerprint)
+            labels, fp = hit
+            prev = alerts.get(fp)
+            if prev is None and not sample.active:
+                alerting.pop(series, None)
+                if restored:
+                    restored.discard(fp)
+                continue
+            seen.add(fp)
+            restored.discard(fp)
+            active = None if hold and sample.active is False else sample.active
+            new = step(
+                prev,
+                active,
+                rule=rule.name,
+                labels=labels,
+                value=sample.value,
+                threshold=sample.threshold,
+                for_=rule.for_,
+                now=now,
+            )
+            self._record(prev, new, fp, labels, rule, tick.transitions, tick.changed, tick.removed)
+            if new is None:
+                alerting.pop(series, None)
+            else:
+                alerting[series] = fp
+                states[instance] = new.state.value
+        tick.rows._add_lazy(rule.name, list(samples.values()), base, states)
 
     def _rule_failed(self, rule: Any, stage: str, now: float) -> None:
         """Count a rule's failure and log it, with its traceback at most once per rule every

@@ -59,8 +59,8 @@ class EventCollector:
         self._endpoint: tuple[str, int] | None = None  # the broker's TCP address, if it has one
         self._thread: threading.Thread | None = None
         self._log = RateLimitedLog(log, interval=10.0)
-        # A recording tap (sentinel.record) takes the Redis path's message bodies as they
-        # came: cheaper than encoding the decoded events again.
+        # A recording tap (sentinel.record) takes the Redis path's message bodies as JSON
+        # text, as decoded here: cheaper than encoding the decoded events again.
         self._record_bodies = getattr(store, "apply_event_bodies", None)
 
     def start(self) -> None:
@@ -196,26 +196,27 @@ class EventCollector:
         loads = orjson.loads
         batch: list[dict[str, Any]] = []
         record = self._record_bodies
-        bodies: list[tuple[Any, bool]] = []
+        bodies: list[bytes | str] = []
         malformed = refused = 0
         for payload in payloads:
             try:
                 envelope = loads(payload)
                 properties = envelope.get("properties") or {}
-                decoded = decode_envelope(
+                text = body_text(
                     envelope.get("content-type"),
                     envelope.get("headers"),
                     envelope["body"],
                     base64=properties.get("body_encoding") == "base64",
                 )
+                decoded = _loads(text)
             except Refused:
                 refused += 1
                 continue
             except Exception:  # any undecodable message is counted, never fatal
                 malformed += 1
                 continue
-            if record is not None:  # the body as it came: the writer thread decodes base64
-                bodies.append((envelope["body"], properties.get("body_encoding") == "base64"))
+            if record is not None:  # base64 decoded once, here, not again on the writer
+                bodies.append(text)
             malformed += collect_events(decoded, batch)
         if malformed:
             self.store.count_malformed(malformed)
@@ -257,14 +258,22 @@ def decode_envelope(
     """The decoded body of one event message, from its envelope's fields, whichever path read
     it (kombu's Message, or the raw PUB/SUB envelope). Raises Refused for what Celery never
     sends, unread (a 1 KiB bz2 bomb inflates to GiB), and anything else when undecodable."""
+    return _loads(body_text(content_type, headers, body, base64))
+
+
+def body_text(
+    content_type: str | None,
+    headers: Mapping[str, Any] | None,
+    body: bytes | str,
+    base64: bool = False,
+) -> bytes | str:
+    """The JSON text of one event message's body (decode_envelope before the JSON)."""
     # content-type first: it short-circuits before a malformed `headers` is looked into.
     if content_type != "application/json" or "compression" in (headers or {}):
         raise Refused("refused", "a compressed or non-JSON event message")
     if len(body) > MAX_MESSAGE:
         raise Refused("oversize", f"an event message of {len(body)} bytes")
-    if base64:
-        body = binascii.a2b_base64(body)
-    return _loads(body)
+    return binascii.a2b_base64(body) if base64 else body
 
 
 def collect_events(decoded: Any, out: list[dict[str, Any]]) -> int:

@@ -29,6 +29,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from sentinel.facts.journal import Journal
 from sentinel.facts.sketch import GAMMA, MAX_BINS, Sketch
 
 # Counter slots in a bucket, in Celery's event order.
@@ -74,12 +75,15 @@ class Ring:
     __slots__ = (
         "bins",
         "counters",
+        "journal",
         "kept",
         "maxes",
         "memo",
         "newest",
+        "noted",
         "observed",
         "offsets",
+        "owner",
         "retention",
         "starts",
         "tail",
@@ -113,6 +117,15 @@ class Ring:
         # start, merged bins, observations, zeros] of the window's frozen buckets. Apart from
         # the answers so that expiry and budgeting visit only these (few series have them).
         self.kept: dict[tuple[int, float], list[Any]] = {}
+        # The store's journal.Journal, told of this ring's writes and bucket openings on behalf
+        # of `owner` (its TaskSeries), and the generation it was last noted in. None: alone.
+        self.journal: Journal | None = None
+        self.owner: Any = None
+        self.noted = -1
+
+    def join(self, journal: Journal, owner: Any) -> None:
+        self.journal = journal
+        self.owner = owner
 
     # -- writing --------------------------------------------------------------------------
 
@@ -120,6 +133,10 @@ class Ring:
         """Index of the newest bucket's counters (start one for `now` if needed): the counter
         for event slot k is counters[slot(now) + k]."""
         self.version += 1
+        journal = self.journal
+        if journal is not None and self.noted != journal.gen:  # once per generation
+            self.noted = journal.gen
+            journal.written[journal.gen].append(self.owner)
         start = now - (now % self.width)
         if start <= self.newest:  # the newest bucket, or the clock stepped back: count there
             return len(self.counters) - NC
@@ -132,6 +149,8 @@ class Ring:
         starts = self.starts
         starts.append(start)
         self.newest = start
+        if self.journal is not None:
+            self.journal.note_open(start, self.owner)
         self.counters.extend(_ZERO_COUNTS)
         self.observed.extend(_ZERO_MEASURES)
         self.zeros.extend(_ZERO_MEASURES)
@@ -146,6 +165,12 @@ class Ring:
         """Forget the k oldest buckets."""
         if k <= 0:
             return
+        journal = self.journal
+        if journal is not None and self.noted != journal.gen:
+            # A change like a write for a window longer than the retention (a reload that
+            # shortened it): its rules evaluate this series again.
+            self.noted = journal.gen
+            journal.written[journal.gen].append(self.owner)
         offsets = self.offsets
         if k >= len(self.starts):
             self.memo.clear()  # a bucket with a kept start may come back with other data
@@ -579,6 +604,8 @@ class _Counts:
         self.ring.memo.clear()  # any bucket may change here, not only the newest
         self.ring.kept.clear()
         self.ring.version += 1
+        if self.ring.journal is not None:
+            self.ring.journal.invalidate()
 
     def __len__(self) -> int:
         return NC

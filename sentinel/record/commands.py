@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import signal
+import sqlite3
 import sys
 import threading
 import time
@@ -19,6 +20,7 @@ from sentinel.units import format_duration, parse_duration
 
 if TYPE_CHECKING:
     from sentinel.config import Config
+    from sentinel.notify.silence import Silence
     from sentinel.record.replay import Change, Page, Result
 
 
@@ -40,7 +42,18 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     rp.add_argument("--json", action="store_true", help="the timeline as JSON")
     rp.add_argument("--from", dest="from_", default=None, help="start at T (RFC 3339, or +10m)")
     rp.add_argument("--to", default=None, help="stop at T (RFC 3339, or +1h from the start)")
-    rp.add_argument("--diff", default=None, metavar="OTHER.yaml", help="compare pages with it")
+    rp.add_argument(
+        "--diff",
+        default=None,
+        metavar="OTHER.yaml",
+        help="compare pages with it; exit 1 when any page appears, disappears or moves",
+    )
+    rp.add_argument(
+        "--no-silences",
+        action="store_true",
+        help="ignore the silences of the state file (storage.path), which a replay reads"
+        " (read-only) by default",
+    )
     ts = sub.add_parser("test", parents=[common], help="run YAML rule tests (like promtool)")
     ts.add_argument("files", nargs="+", help="test files")
 
@@ -152,8 +165,24 @@ def _config(path: str) -> Config | None:
         return None
 
 
+def state_silences(config: Config) -> tuple[list[Silence], str]:
+    """The silences of the config's state file, read-only, and words saying where they came
+    from. A missing file has none; an unreadable one raises sqlite3.Error."""
+    from sentinel.notify.silence.repo import read_silences
+
+    path = Path(config.storage.path)
+    if not path.is_file():
+        return [], f"no silences ({path} does not exist)"
+    silences = read_silences(path)
+    return silences, f"{len(silences)} silence(s) from {path}"
+
+
 def replay_file(
-    config: Config, paths: Sequence[str], from_: str | None, to: str | None
+    config: Config,
+    paths: Sequence[str],
+    from_: str | None,
+    to: str | None,
+    silences: Sequence[Silence] = (),
 ) -> tuple[Result, dict[str, Any]]:
     from sentinel.record import replay
 
@@ -172,7 +201,9 @@ def replay_file(
             yield first
         yield from records
 
-    result = replay.run(config, chained(), start=start, until=until, evaluate_from=begin)
+    result = replay.run(
+        config, chained(), start=start, until=until, evaluate_from=begin, silences=silences
+    )
     return result, header
 
 
@@ -189,10 +220,24 @@ def cmd_replay(args: argparse.Namespace) -> int:
         other = _config(args.diff)
         if other is None:
             return 1
+    silences: list[Silence] = []
+    muted = "silences ignored (--no-silences)"
+    if not args.no_silences:
+        try:
+            silences, muted = state_silences(config)
+        except sqlite3.Error as e:
+            print(
+                f"sentinel replay: cannot read the silences of {config.storage.path}: {e}"
+                " (--no-silences replays without them)",
+                file=sys.stderr,
+            )
+            return 1
     wall = time.monotonic()
     try:
-        result, header = replay_file(config, args.recording, args.from_, args.to)
-        other_result = replay_file(other, args.recording, args.from_, args.to)[0] if other else None
+        result, header = replay_file(config, args.recording, args.from_, args.to, silences)
+        other_result = (
+            replay_file(other, args.recording, args.from_, args.to, silences)[0] if other else None
+        )
     except (RecordingError, OSError) as e:
         print(f"sentinel replay: {e}", file=sys.stderr)
         return 1
@@ -201,20 +246,23 @@ def cmd_replay(args: argparse.Namespace) -> int:
         return 2
     took = time.monotonic() - wall
     names = " ".join(args.recording)
+    differ = False
     if other_result is not None:
         diff = diff_pages(result.pages, other_result.pages)
+        differ = any(mark != "=" for mark, _, _ in diff)
         if args.json:
             print(json.dumps(diff_json(diff, path, args.diff), indent=2))
         else:
             print_diff(diff, result, path, args.diff, names)
     elif args.json:
-        print(json.dumps(timeline_json(result, header, names, path, took), indent=2))
+        print(json.dumps(timeline_json(result, header, names, path, took, muted), indent=2))
     else:
-        print_timeline(result, config, names, path, took)
+        print_timeline(result, config, names, path, took, muted)
     if result.error:
         print(f"sentinel replay: {result.error}; replayed what came before", file=sys.stderr)
         return 1
-    return 0
+    # Like diff(1) and a test: a difference is a failure a script can act on.
+    return 1 if differ else 0
 
 
 def at(ts: float) -> str:
@@ -259,14 +307,16 @@ def page_line(p: Page, start: float) -> str:
     )
 
 
-def print_timeline(result: Result, config: Config, names: str, path: str, took: float) -> None:
+def print_timeline(
+    result: Result, config: Config, names: str, path: str, took: float, muted: str = ""
+) -> None:
     start = result.start
     from sentinel.record.rulestest import compact
 
     span = compact(max(0.0, result.end - start))
     print(
         f"replay of {names} ({at(start)} .. {at(result.end)}, {span}, "
-        f"{result.records} records) with {path}"
+        f"{result.records} records) with {path}" + (f"; {muted}" if muted else "")
     )
     lines: list[tuple[float, int, str]] = []
     for c in result.changes:
@@ -290,11 +340,12 @@ def print_timeline(result: Result, config: Config, names: str, path: str, took: 
 
 
 def timeline_json(
-    result: Result, header: dict[str, Any], names: str, path: str, took: float
+    result: Result, header: dict[str, Any], names: str, path: str, took: float, muted: str = ""
 ) -> dict[str, Any]:
     return {
         "recording": names,
         "config": path,
+        "silences": muted,
         "start": result.start,
         "end": result.end,
         "records": result.records,

@@ -296,8 +296,8 @@ class Tap:
     def apply_event_bodies(
         self, events: list[dict[str, Any]], bodies: list[Any], now: float
     ) -> None:
-        """The events of these message bodies (the Redis fast path): the bodies are recorded
-        as they are, the events applied."""
+        """The events of these message bodies (the Redis fast path): the bodies' JSON text is
+        recorded as it is, the events applied."""
         self._recorder.put((fmt.BODIES, now, *bodies), len(events))
         self._store.apply_events(events, now)
 

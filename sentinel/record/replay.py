@@ -6,7 +6,9 @@ a recorder. The scheduler is replaced by a loop over simulated seconds that runs
 daemon's scheduler runs, when it would: the evaluation every `evaluation.interval` from the
 start, and every second the group timers, the liveness and pending watches and the outbox.
 Recorded writes to the fact store are made again at their own times in between, so the
-rules see the facts the live daemon saw. Nothing is sent and nothing touches the real state.
+rules see the facts the live daemon saw. Nothing is sent and nothing touches the real state:
+the silences of the real state file are copied in (read-only) by the caller, so a replay
+mutes what the live daemon muted at the time.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any
 from sentinel.clock import FakeClock
 from sentinel.config.schema import Config, StorageConfig
 from sentinel.model import State
+from sentinel.notify.silence import Silence
 from sentinel.record import format as fmt
 from sentinel.record.recorder import apply
 
@@ -168,6 +171,7 @@ class Replay:
         workdir: str,
         evaluate_from: float | None = None,
         on_step: Callable[[Replay, float], None] | None = None,
+        silences: Iterable[Silence] = (),
     ) -> None:
         from sentinel.app import Sentinel
 
@@ -175,6 +179,8 @@ class Replay:
         self.clock = FakeClock(start)
         self.result = Result(start=start, end=start)
         self.sentinel = Sentinel(offline(config, str(Path(workdir) / "replay.db")), self.clock)
+        for silence in silences:  # into the throwaway database, never the real one
+            self.sentinel.silencer.put(silence)
         assert self.sentinel.sender is not None
         # Every configured channel, the real delivery path (outbox, nflog, memo) up to send().
         self.sentinel.sender.notifiers = {
@@ -250,6 +256,7 @@ def run(
     until: float | None = None,
     evaluate_from: float | None = None,
     on_step: Callable[[Replay, float], None] | None = None,
+    silences: Iterable[Silence] = (),
 ) -> Result:
     """Replay records (in order) from `start`; stop at `until` (default: the last record).
 
@@ -259,7 +266,12 @@ def run(
     quiet = _Quiet()
     with tempfile.TemporaryDirectory(prefix="sentinel-replay-") as workdir, quiet:
         engine = Replay(
-            config, start, workdir=workdir, evaluate_from=evaluate_from, on_step=on_step
+            config,
+            start,
+            workdir=workdir,
+            evaluate_from=evaluate_from,
+            on_step=on_step,
+            silences=silences,
         )
         try:
             last = start

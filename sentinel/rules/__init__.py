@@ -26,7 +26,7 @@ from sentinel.rules import (
     watchdog,
     worker_flapping,
 )
-from sentinel.rules.base import GENERIC_SUMMARY, Evaluate, RuleBase, RuleKind
+from sentinel.rules.base import GENERIC_SUMMARY, Evaluate, EvaluateSeries, RuleBase, RuleKind
 
 RULES: dict[str, RuleKind] = {
     k.kind: k
@@ -61,6 +61,14 @@ RULE_SCHEMAS = schemas()
 
 def evaluator(kind: str, registry: Mapping[str, RuleKind] = RULES) -> Evaluate:
     return registry[kind].evaluate
+
+
+def per_series_evaluator(
+    kind: str, registry: Mapping[str, RuleKind] = RULES
+) -> EvaluateSeries | None:
+    """The kind's per-series evaluation, if it has one (RuleKind.per_series)."""
+    k = registry.get(kind)
+    return None if k is None else k.per_series
 
 
 def holds_during_outage(kind: str, registry: Mapping[str, RuleKind] = RULES) -> bool:

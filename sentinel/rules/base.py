@@ -22,8 +22,13 @@ from sentinel.units import brief
 GLOB_CACHE = 256  # distinct pattern lists remembered; reloads may bring new ones
 
 # evaluate(rule, store, now) -> list[Sample], called with store.lock held, so it sees one
-# consistent snapshot of the facts.
+# consistent snapshot of the facts (the lock is held per rule: two rules of one tick may see
+# facts a few events apart).
 Evaluate = Callable[[Any, FactStore, float], list[Sample]]
+# per_series(rule, store, now, series) -> one Sample per (name, series) given, in order: the
+# same evaluation as `evaluate` over only those of the rule's matching task series. Called with
+# store.lock held. See RuleKind.per_series.
+EvaluateSeries = Callable[[Any, FactStore, float, list[tuple[str, TaskSeries]]], list[Sample]]
 # How a kind's value and threshold read on a terminal: a count, a ratio shown as a percentage,
 # or seconds.
 Unit = Literal["count", "percent", "seconds"]
@@ -81,6 +86,15 @@ class RuleKind:
     # Whether its `window` is read from the task series' rings (whose retention is the longest
     # such window); lost_task's and worker_flapping's windows are kept by their own facts.
     reads_rings: bool = True
+    # Optional, for kinds over task series (a rule with `tasks` and `window`) whose sample of a
+    # series depends only on the rule and that series' window answers over `rule.window`
+    # (store.window_counts / window_quantile / window_sketch). Given, the book asks it each
+    # tick only about the series whose answers may have changed since the rule's last tick
+    # (written to, or a bucket left the window: facts/journal.py) and keeps the other series'
+    # samples from before (rules/incremental.py): a tick costs O(changed series). `evaluate`
+    # is still what one-shot callers use; `evaluate = over_matching(per_series)` keeps the two
+    # one function. A kind that reads anything else (workers, queues, time) must not give it.
+    per_series: EvaluateSeries | None = None
 
 
 @lru_cache(maxsize=1024)
@@ -143,6 +157,16 @@ def matching_tasks(store: FactStore, patterns: tuple[str, ...]) -> list[tuple[st
         store.glob_cache.clear()
     store.glob_cache[patterns] = (len(tasks), store.names_version, found)
     return found
+
+
+def over_matching(per_series: EvaluateSeries) -> Evaluate:
+    """A kind's full `evaluate` from its `per_series`: every matching task series."""
+
+    def evaluate(rule: Any, store: FactStore, now: float) -> list[Sample]:
+        return per_series(rule, store, now, matching_tasks(store, rule.tasks))
+
+    evaluate.__doc__ = per_series.__doc__
+    return evaluate
 
 
 def matches(name: str, patterns: tuple[str, ...]) -> bool:

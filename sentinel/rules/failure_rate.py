@@ -5,10 +5,11 @@ from typing import Literal
 from pydantic import field_validator
 
 from sentinel.facts.store import FactStore
+from sentinel.facts.tasks import TaskSeries
 from sentinel.facts.windows import FAILED, SUCCEEDED
 from sentinel.fields import Globs, Ratio, SampleCount, Window
 from sentinel.model import Sample
-from sentinel.rules.base import RuleBase, RuleKind, matching_tasks
+from sentinel.rules.base import RuleBase, RuleKind, over_matching
 from sentinel.units import format_duration
 
 
@@ -33,7 +34,9 @@ class FailureRateRule(RuleBase):
         )
 
 
-def evaluate(rule: FailureRateRule, store: FactStore, now: float) -> list[Sample]:
+def per_series(
+    rule: FailureRateRule, store: FactStore, now: float, series: list[tuple[str, TaskSeries]]
+) -> list[Sample]:
     """failed / (succeeded + failed) per task name over the window; no verdict below min_count.
 
     The window's counters come from store.window_counts, shared with every other rule over
@@ -44,8 +47,8 @@ def evaluate(rule: FailureRateRule, store: FactStore, now: float) -> list[Sample
     window_counts = store.window_counts
     samples: list[Sample] = []
     append = samples.append
-    for name, series in matching_tasks(store, rule.tasks):
-        counts = window_counts(series, window, now)
+    for name, one in series:
+        counts = window_counts(one, window, now)
         failed = counts[FAILED]
         finished = failed + counts[SUCCEEDED]
         if finished == 0:
@@ -67,9 +70,12 @@ SUMMARY = (
     " (threshold {{ threshold|percent }})"
 )
 
+evaluate = over_matching(per_series)
+
 KIND = RuleKind(
     kind="failure_rate",
     evaluate=evaluate,
+    per_series=per_series,
     schema=FailureRateRule,
     summary=SUMMARY,
     unit="percent",

@@ -3,10 +3,11 @@ from __future__ import annotations
 from typing import Literal
 
 from sentinel.facts.store import FactStore
+from sentinel.facts.tasks import TaskSeries
 from sentinel.facts.windows import MEASURES
 from sentinel.fields import Globs, Percentile, PositiveWait, SampleCount, Window
 from sentinel.model import Sample
-from sentinel.rules.base import RuleBase, RuleKind, matching_tasks
+from sentinel.rules.base import RuleBase, RuleKind, over_matching
 from sentinel.units import format_duration
 
 
@@ -26,13 +27,15 @@ class TaskLatencyRule(RuleBase):
         )
 
 
-def evaluate(rule: TaskLatencyRule, store: FactStore, now: float) -> list[Sample]:
+def per_series(
+    rule: TaskLatencyRule, store: FactStore, now: float, series: list[tuple[str, TaskSeries]]
+) -> list[Sample]:
     """The chosen percentile of one latency measure per task name over the window."""
     measure = MEASURES.index(rule.measure)
     q = rule.percentile / 100.0
     samples = []
-    for name, series in matching_tasks(store, rule.tasks):
-        value, count = store.window_quantile(series, measure, rule.window, now, q)
+    for name, one in series:
+        value, count = store.window_quantile(one, measure, rule.window, now, q)
         if value is None:
             samples.append(Sample({"task": name}, None, rule.threshold, False))
             continue
@@ -46,9 +49,12 @@ SUMMARY = (
     " over {{ window }} (threshold {{ threshold|duration }})"
 )
 
+evaluate = over_matching(per_series)
+
 KIND = RuleKind(
     kind="task_latency",
     evaluate=evaluate,
+    per_series=per_series,
     schema=TaskLatencyRule,
     summary=SUMMARY,
     unit="seconds",

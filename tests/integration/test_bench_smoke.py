@@ -77,7 +77,7 @@ def test_evaluate() -> None:
     assert re.search(r"tick: median [\d.]+ ms, p99 [\d.]+ ms", out), out
     assert "task_latency" in out and "failure_rate" in out, out
     for case in ("worst", "5%"):
-        for mode in ("re-sum", "incremental"):
+        for mode in ("every", "changed"):
             assert re.search(rf"{case} {mode} +tick: .* longest lock hold [\d.]+ ms", out), out
         assert re.search(rf"^{case}: median [\d.]+ -> [\d.]+ ms", out, re.M), out
 

@@ -137,7 +137,7 @@ def test_replay_of_a_live_run_reproduces_it(broker, workers, producer, tmp_path)
     a, b = tmp_path / "a.yaml", tmp_path / "b.yaml"
     a.write_text(json.dumps(config.model_dump(mode="json", by_alias=True, exclude={"record"})))
     b.write_text(json.dumps(higher.model_dump(mode="json", by_alias=True, exclude={"record"})))
-    out = _sentinel("replay", "-c", str(a), "--diff", str(b), str(recording))
+    out = _sentinel("replay", "-c", str(a), "--diff", str(b), str(recording), code=1)
     assert "- " in out and "TaskFailureRate" in out, out
     assert "1 page(s) only with" in out, out
 
@@ -167,7 +167,7 @@ def test_sentinel_record_command_then_replay(broker, workers, tmp_path):
         receiver.close()
 
 
-def _sentinel(*args: str) -> str:
+def _sentinel(*args: str, code: int = 0) -> str:
     proc = subprocess.run(
         [sys.executable, "-m", "sentinel", *args],
         capture_output=True,
@@ -177,5 +177,5 @@ def _sentinel(*args: str) -> str:
         env={**os.environ, "PYTHONPATH": str(ROOT)},
         check=False,
     )
-    assert proc.returncode == 0, proc.stderr + proc.stdout
+    assert proc.returncode == code, proc.stderr + proc.stdout
     return proc.stdout

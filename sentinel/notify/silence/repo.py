@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
+from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from sentinel.db.sqlite import Database
@@ -12,22 +15,39 @@ from sentinel.notify.silence import Silence
 
 log = logging.getLogger("sentinel.silence")
 
+_ALL = "SELECT * FROM silences ORDER BY starts_at"
+
+
+def read_silences(path: str | Path) -> list[Silence]:
+    """The silences in a state file, opened read-only (`sentinel replay`): nothing is written
+    to it, not even a migration. Raises sqlite3.Error when it cannot be read."""
+    conn = sqlite3.connect(Path(path).resolve().as_uri() + "?mode=ro", uri=True)
+    try:
+        conn.row_factory = sqlite3.Row
+        return _readable(conn.execute(_ALL))
+    finally:
+        conn.close()
+
+
+def _readable(rows: Iterable[Any]) -> list[Silence]:
+    out = []
+    for r in rows:
+        try:
+            out.append(_silence(r))
+        except MatcherError as e:
+            # Before 0.2 silences read regexes as Python's re, which takes lookarounds and
+            # backreferences RE2 refuses: such a silence is kept in the table (gc removes it
+            # once expired) but cannot mute, and says so once at start.
+            log.warning("silence %s cannot be read and does not mute: %s", r["id"], e)
+    return out
+
 
 class SqliteSilenceRepo:
     def __init__(self, db: Database) -> None:
         self.db = db
 
     def all(self) -> list[Silence]:
-        out = []
-        for r in self.db.query("SELECT * FROM silences ORDER BY starts_at"):
-            try:
-                out.append(_silence(r))
-            except MatcherError as e:
-                # Before 0.2 silences read regexes as Python's re, which takes lookarounds and
-                # backreferences RE2 refuses: such a silence is kept in the table (gc removes it
-                # once expired) but cannot mute, and says so once at start.
-                log.warning("silence %s cannot be read and does not mute: %s", r["id"], e)
-        return out
+        return _readable(self.db.query(_ALL))
 
     def save(self, s: Silence) -> None:
         with self.db.transaction() as conn:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+import zlib
 
 import pytest
 
@@ -57,7 +58,8 @@ def test_another_version_is_refused_by_name(tmp_path):
     data = bytearray(path.read_bytes())
     data[len(fmt.MAGIC)] = fmt.VERSION + 1
     path.write_bytes(bytes(data))
-    with pytest.raises(fmt.RecordingError, match=f"version {fmt.VERSION + 1}.*reads version 1"):
+    refused = f"version {fmt.VERSION + 1}.*reads versions 1, 2$"
+    with pytest.raises(fmt.RecordingError, match=refused):
         fmt.Reader(path)
 
 
@@ -90,6 +92,36 @@ def test_a_corrupt_byte_stops_at_its_frame(tmp_path):
     with pytest.raises(fmt.RecordingError, match=f"byte {second}: checksum mismatch"):
         got.extend(fmt.Reader(path))
     assert [r.args for r in got] == [("a",)]
+
+
+def test_a_version_1_file_of_zlib_frames_is_still_read(tmp_path):
+    path = tmp_path / "v1.rec"
+    line = fmt.encode("ok", 2.0, "events")
+    payload = zlib.compress(struct.pack(">I", len(line)) + line, 1)
+    body = b'{"format": "sentinel-recording", "version": 1, "started_at": 1.0}'
+    path.write_bytes(
+        fmt.MAGIC
+        + struct.pack(">BI", 1, len(body))
+        + body
+        + struct.pack(">cII", b"F", len(payload), zlib.crc32(payload))
+        + payload
+    )
+    reader = fmt.Reader(path)
+    assert reader.version == 1
+    assert [(r.kind, r.t, r.args) for r in reader] == [("ok", 2.0, ("events",))]
+
+
+def test_a_frame_that_inflates_past_the_bound_is_refused_unread(tmp_path, monkeypatch):
+    monkeypatch.setattr(fmt, "MAX_INFLATED", 1000)
+    path = tmp_path / "r.rec"
+    w = fmt.Writer(path, {"started_at": 1.0})
+    w.write([fmt.encode("ok", 2.0, "x")])
+    w.write([fmt.encode("ok", 3.0, "y" * 2000)])  # compresses to a few bytes
+    w.close()
+    got = []
+    with pytest.raises(fmt.RecordingError, match="frame inflates past 1000 bytes"):
+        got.extend(fmt.Reader(path))
+    assert [r.t for r in got] == [2.0]
 
 
 def test_garbage_inside_a_good_frame_is_a_bad_record(tmp_path):

@@ -159,14 +159,88 @@ def test_diff_pages_appear_disappear_move(tmp_path, capsys):
     other["rules"][0]["min_count"] = 50  # no verdict on 10 tasks: the failure page disappears
     other["rules"][1]["for"] = "40s"  # the worker page moves 30 s later
     b.write_text(json.dumps(other))
-    assert main(["replay", "-c", str(a), "--diff", str(b), str(path)]) == 0
+    # Pages differ: exit 1, as diff(1) and a failing test do.
+    assert main(["replay", "-c", str(a), "--diff", str(b), str(path)]) == 1
     out = capsys.readouterr().out
     assert "- 2026-01-01T00:01:20Z" in out and "TaskFailureRate" in out
     assert "~ " in out and "moved to 2026-01-01T00:05:47Z (+30s)" in out
     assert "only with" in out
-    assert main(["replay", "-c", str(a), "--diff", str(b), "--json", str(path)]) == 0
+    assert main(["replay", "-c", str(a), "--diff", str(b), "--json", str(path)]) == 1
     doc = json.loads(capsys.readouterr().out)
     assert {d["change"] for d in doc["pages"]} >= {"disappeared", "moved"}
+
+
+def test_diff_of_the_same_pages_exits_0(tmp_path, capsys):
+    path = tmp_path / "r.rec"
+    write(path, story())
+    a, b = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    a.write_text(json.dumps(RAW))
+    other = json.loads(json.dumps(RAW))
+    other["rules"][0]["threshold"] = "6%"  # 100% failures page either way
+    b.write_text(json.dumps(other))
+    assert main(["replay", "-c", str(a), "--diff", str(b), str(path)]) == 0
+    assert "0 page(s) only with" in capsys.readouterr().out
+
+
+def silence_raw(tmp_path: Path) -> dict:
+    return {**RAW, "storage": {"path": str(tmp_path / "state.db")}}
+
+
+def test_replay_mutes_with_the_state_files_silences_and_never_writes_it(tmp_path, capsys):
+    from sentinel.db.sqlite import Database
+    from sentinel.notify.silence import Matcher, Silence
+    from sentinel.notify.silence.repo import SqliteSilenceRepo
+
+    db = Database(tmp_path / "state.db")
+    matcher = Matcher.from_api({"name": "alertname", "value": "TaskFailureRate", "isRegex": False})
+    SqliteSilenceRepo(db).save(
+        Silence(
+            id="s1",
+            matchers=(matcher,),
+            starts_at=T0,
+            ends_at=T0 + 3600,
+            created_by="ops",
+            comment="known flaky",
+            updated_at=T0,
+        )
+    )
+    db.close()
+    before = (tmp_path / "state.db").read_bytes()
+    path = tmp_path / "r.rec"
+    write(path, story())
+    cfg = tmp_path / "rules.yaml"
+    cfg.write_text(json.dumps(silence_raw(tmp_path)))
+    assert main(["replay", "-c", str(cfg), str(path)]) == 0
+    out = capsys.readouterr().out
+    assert f"1 silence(s) from {tmp_path / 'state.db'}" in out
+    # The alert still fires (the timeline shows it); its page is muted as it was live.
+    assert "TaskFailureRate" in out and 'PAGE hook FIRING {alertname="TaskFailureRate"}' not in out
+    assert 'PAGE hook FIRING {alertname="NoLiveWorkers"}' in out
+    assert (tmp_path / "state.db").read_bytes() == before
+    assert main(["replay", "-c", str(cfg), "--no-silences", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "silences ignored (--no-silences)" in out
+    assert 'PAGE hook FIRING {alertname="TaskFailureRate"}' in out
+
+
+def test_replay_without_a_state_file_says_so(tmp_path, capsys):
+    path = tmp_path / "r.rec"
+    write(path, story())
+    cfg = tmp_path / "rules.yaml"
+    cfg.write_text(json.dumps(silence_raw(tmp_path)))
+    assert main(["replay", "-c", str(cfg), str(path)]) == 0
+    assert "no silences (" in capsys.readouterr().out
+    assert not (tmp_path / "state.db").exists()
+
+
+def test_an_unreadable_state_file_stops_the_replay_with_a_way_out(tmp_path, capsys):
+    (tmp_path / "state.db").write_bytes(b"not a database at all" * 100)
+    path = tmp_path / "r.rec"
+    write(path, story())
+    cfg = tmp_path / "rules.yaml"
+    cfg.write_text(json.dumps(silence_raw(tmp_path)))
+    assert main(["replay", "-c", str(cfg), str(path)]) == 1
+    assert "--no-silences" in capsys.readouterr().err
 
 
 def test_diff_pairs_same_pages_in_order():
