@@ -111,8 +111,8 @@ class StorageConfig(Strict):
 class ServerConfig(Strict):
     listen: str = "127.0.0.1:9808"
     token: SecretStr | None = None
-    # Where users reach sentinel (behind a proxy, say): fills Alertmanager's externalURL and
-    # each alert's generatorURL. Default: http://<listen>.
+    # Where users reach sentinel (links in pages; its path is the prefix behind a proxy).
+    # It fills Alertmanager's externalURL and each alert's generatorURL.
     external_url: str | None = None
 
     @field_validator("external_url")
@@ -121,14 +121,16 @@ class ServerConfig(Strict):
         if v is None:
             return v
         scheme, sep, rest = v.partition("://")
-        if scheme not in ("http", "https") or not sep or not rest.split("/")[0]:
-            raise ValueError(f"expected an http:// or https:// URL, got {brief(v)}")
+        if scheme not in ("http", "https") or not sep or not rest or rest.startswith("/"):
+            raise ValueError(f"expected http(s)://host[:port][/path], got {brief(v)}")
         return v.rstrip("/")
 
     @property
     def base_url(self) -> str:
-        """external_url, or http://<listen> without one (no trailing slash)."""
-        return self.external_url or f"http://{self.listen}"
+        """external_url, or http://<listen> when it is not set."""
+        if self.external_url:
+            return self.external_url
+        return f"http://{self.listen}"
 
     @field_validator("listen")
     @classmethod
