@@ -195,8 +195,8 @@ class Sentinel:
             self.depths.record(now, self._depths())
             if self.periodic_repo is not None and self.store.periodic.watched:
                 with self.store.lock:
-                    rows = self.store.periodic.rows(now)
-                self.periodic_repo.save(rows)
+                    periodic = self.store.periodic.rows(now)  # not `rows`: evaluate returns those
+                self.periodic_repo.save(periodic)
             self.store.prune(now)
             self._alive_at_eval = self._alive(now)
             if self.dispatcher is not None:
