@@ -18,6 +18,8 @@ from prometheus_client import CollectorRegistry
 
 from sentinel.alerts.book import AlertBook, Row, Transition
 from sentinel.alerts.repo import SqliteAlertRepo
+from sentinel.alerts.values import ValueHistory
+from sentinel.api.page.ports import PagePorts
 from sentinel.api.ports import ApiPorts, HealthFacts, StatusFacts
 from sentinel.api.server import ApiServer
 from sentinel.clock import Clock, SystemClock
@@ -36,8 +38,9 @@ from sentinel.metrics.alerts import AlertsCollector
 from sentinel.metrics.delivery import DeliveryCollector
 from sentinel.metrics.facts import FactsCollector
 from sentinel.metrics.storage import StorageCollector
-from sentinel.model import Alert, State
+from sentinel.model import Alert, Labels, State
 from sentinel.notify import maintenance
+from sentinel.notify.history import SqliteNotificationHistory
 from sentinel.notify.inhibit import Inhibitor
 from sentinel.notify.nflog import NotificationLog
 from sentinel.notify.pipeline import Dispatcher, Mute
@@ -46,6 +49,7 @@ from sentinel.notify.route import build_from as build_route
 from sentinel.notify.sender import Sender
 from sentinel.notify.silence import Silencer
 from sentinel.notify.silence.repo import SqliteSilenceRepo
+from sentinel.page_adapters import page_ports
 from sentinel.record.metrics import RecordingCollector
 from sentinel.record.recorder import Recorder, rolling, tapped
 from sentinel.rules import liveness
@@ -115,6 +119,12 @@ class Sentinel:
         if self.db is not None:
             self.periodic_repo = SqlitePeriodicRepo(self.db)
             self.store.periodic.remembered = self.periodic_repo.load()
+        # The status page's charts: every evaluation's values (per alert label set) and queue
+        # depths, bounded by `limits`; kept across reloads (they live as long as the process).
+        limits = config.limits
+        self.values = ValueHistory(limits.history_points, limits.max_history_series)
+        self.depths = ValueHistory(limits.history_points, limits.max_queues)
+        self.notifications = SqliteNotificationHistory(self.db) if self.db is not None else None
         # What the collectors write to the store, also to a recording (`record:`; sentinel.record).
         # Only the daemon keeps the configured one: `eval` (persist=False) records nothing.
         if recorder is None and config.record is not None and persist:
@@ -142,7 +152,11 @@ class Sentinel:
         self.sender: Sender | None = None
         if self.db is not None:
             self.sender = Sender(
-                self.db, config.channels, self.clock, external_url=self._external_url
+                self.db,
+                config.channels,
+                self.clock,
+                history=self.notifications,
+                external_url=self._external_url,
             )
             self.dispatcher = Dispatcher(
                 self.route,
@@ -159,6 +173,8 @@ class Sentinel:
                 self.silencer,
                 retention=lambda: maintenance.nflog_retention(self.route),
                 live_groups=self._live_groups,
+                history=self.notifications,
+                history_bounds=self._history_bounds,
             )
         self.scheduler: BackgroundScheduler | None = None
         self.api: Any = None
@@ -183,10 +199,12 @@ class Sentinel:
             with gc_paused():  # sentinel/gc_pause.py: the tick's garbage is acyclic
                 transitions, rows = self.book.tick(self.rules(), self.store, now)
             self._evaluated_at = now
+            self.values.record(now, rows.samples())
+            self.depths.record(now, self._depths())
             if self.periodic_repo is not None and self.store.periodic.watched:
                 with self.store.lock:
-                    rows = self.store.periodic.rows(now)
-                self.periodic_repo.save(rows)
+                    periodic = self.store.periodic.rows(now)  # not `rows`: evaluate returns those
+                self.periodic_repo.save(periodic)
             self.store.prune(now)
             self._alive_at_eval = self._alive(now)
             if self.dispatcher is not None:
@@ -225,6 +243,39 @@ class Sentinel:
             return
         with self._eval_lock:
             self.maintenance.run(self.clock.now())
+
+    def page_ports(self) -> PagePorts:
+        """What the status page reads (sentinel/api/page/ports.py), over these components."""
+        alerts = _Alerts(self)
+
+        def muted(alert: Alert, now: float) -> tuple[list[str], list[str]]:
+            mute = alerts.mute(alert, now)
+            return list(mute.silenced_by), list(mute.inhibited_by)
+
+        return page_ports(
+            clock=self.clock,
+            config=lambda: self.config,
+            alerts=lambda: self.book.alerts,
+            muted=muted,
+            store=self.store,
+            route=lambda: self.route,
+            values=self.values,
+            depths=self.depths,
+            silencer=self.silencer,
+            notifications=self.notifications,
+        )
+
+    def _depths(self) -> list[tuple[str, Labels, float | None, float | None, bool | None]]:
+        with self.store.lock:
+            queues = list(self.store.queues.values())
+        return [
+            ("", Labels(queue=q.name), None if q.depth is None else float(q.depth), None, None)
+            for q in queues
+        ]
+
+    def _history_bounds(self) -> maintenance.HistoryBounds:
+        bounds = self.config.storage.notification_history
+        return maintenance.HistoryBounds(bounds.keep, bounds.max_rows)
 
     def _live_groups(self) -> list[str]:
         return list(getattr(self.dispatcher, "groups", {}))
@@ -282,6 +333,7 @@ class Sentinel:
             health=_Health(self),
             routing=_Routing(self),
             status=_Status(self),
+            page=self.page_ports(),
         )
 
     def start(self, *, serve: bool = True) -> None:

@@ -91,6 +91,13 @@ class Rows(Sequence[Row]):
     def __len__(self) -> int:
         return self._len
 
+    def samples(self) -> Iterator[tuple[str, Labels, float | None, float, bool | None]]:
+        """(rule, labels, value, threshold, active) of every sample, without making Rows
+        (the value history reads every tick's)."""
+        for rule, samples, labels, _states in self._parts:
+            for sample, label_set in zip(samples, labels, strict=True):
+                yield rule, label_set, sample.value, sample.threshold, sample.active
+
     def __iter__(self) -> Iterator[Row]:
         if self._list is not None:
             yield from self._list

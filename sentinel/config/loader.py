@@ -66,7 +66,9 @@ def fmt_path(path: tuple[Any, ...] | list[Any]) -> str:
 
 
 def _cut(text: str, width: int = 80) -> str:
-    """A user's value in an error line, cut so that one line stays one readable line."""
+    """A user's value in an error line, cut so that one line stays one readable line (a line
+    break in it is shown as \\n: a `token_file: "\\n"` must not split the error in two)."""
+    text = text.replace("\r", "\\r").replace("\n", "\\n")
     return text if len(text) <= width else f"{text[: width - 1]}…"
 
 
