@@ -42,6 +42,8 @@ def downgrade(path: Path, alerts: list[Alert]) -> None:
                     f"UPDATE {table} SET firing = ?, resolved = ? WHERE rowid = ?",
                     (*lists, row[0]),
                 )
+        # Tables of later migrations did not exist yet either.
+        conn.execute("DROP TABLE IF EXISTS notification_history")
         conn.execute("PRAGMA user_version = 4")
     finally:
         conn.close()
