@@ -95,6 +95,11 @@ class Rows(Sequence[Row]):
         """(rule, labels, value, threshold, active) of every sample, without making Rows
         (the value history reads every tick's)."""
         for rule, samples, labels, _states in self._parts:
+            if not isinstance(labels, list):  # a per-series rule's part: the rule's labels
+                for sample in samples:
+                    row_labels = Labels({**labels, **sample.labels})
+                    yield rule, row_labels, sample.value, sample.threshold, sample.active
+                continue
             for sample, label_set in zip(samples, labels, strict=True):
                 yield rule, label_set, sample.value, sample.threshold, sample.active
 
