@@ -87,6 +87,7 @@ def build_store(config: Config) -> FactStore:
         max_workers=limits.max_workers,
         max_queues=limits.max_queues,
         max_inflight=limits.max_inflight_tasks,
+        max_metric_label_sets=limits.max_metric_label_sets,
         worker_retention=limits.worker_retention,
         max_window_bytes=limits.max_window_mib << 20,
         max_running=limits.max_running_tasks,

@@ -100,6 +100,11 @@ class Limits:
     idle_timeout: float = 30.0  # no byte from the client for this long: closed
     request_timeout: float = 60.0  # a request still incomplete this long after it began: closed
     out_in_memory: int = 256 * 1024  # unsent response bytes per connection kept in memory
+    # Unsent bytes past which a streamed response (/metrics) waits for the client to read.
+    # waitress keeps a response buffer it is draining in memory until this much went through
+    # it (its default, 16 MiB, is what a /metrics scrape would then cost), and a client that
+    # stops reading pins a worker thread until the stall timeout below closes it.
+    out_high_watermark: int = 1024 * 1024
 
 
 def is_loopback(host: str) -> bool:
@@ -226,6 +231,16 @@ class _Server(TcpWSGIServer):
         debug: a client that went quiet is routine, not an error."""
         idle_cutoff = now - self.idle_timeout
         for channel in list(self.active_channels.values()):
+            if (
+                channel.requests
+                and channel.total_outbufs_len
+                and channel.last_activity < idle_cutoff
+            ):
+                # A response the client has stopped reading: its worker thread waits for room
+                # in the buffer; closing the channel frees it (waitress raises ClientDisconnected).
+                log.debug("closing connection from %s: not reading its response", _peer(channel))
+                channel.handle_close()
+                continue
             if channel.requests or channel.will_close:
                 continue  # a request is being answered: the worker owns it
             partial = channel.request
@@ -308,6 +323,7 @@ class ApiServer:
             # Bodies are at most max_body: keep them in memory rather than in temp files.
             inbuf_overflow=limits.max_body + 1,
             outbuf_overflow=limits.out_in_memory,
+            outbuf_high_watermark=limits.out_high_watermark,
             # waitress keeps both in whole seconds; _Server.maintenance applies the timeouts.
             channel_timeout=max(1, round(limits.idle_timeout)),
             cleanup_interval=1,

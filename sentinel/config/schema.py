@@ -193,6 +193,9 @@ class LimitsConfig(Strict):
     max_inflight_tasks: InflightCap = 200_000
     max_running_tasks: InflightCap = 100_000  # started, not finished (stuck_task, lost_task)
     max_lost_tasks: InflightCap = 10_000  # lost with their worker, kept for lost_task's window
+    # /metrics' task label sets: (name, hostname, queue_name), and each exception class seen
+    # failing one; ~1 KiB each. Past it, new ones are counted as dropped (metric_label_cap).
+    max_metric_label_sets: SeriesCap = 20_000
     bucket: BucketWidth = 10.0  # width of one time bucket in windows
     worker_retention: Wait = 3600.0  # forget a worker this long after it was last alive
     # Budget for the windows' counters and latency bins (all task names together); past it the

@@ -80,9 +80,11 @@ def check_state(store: FactStore, seen: int) -> None:
     for worker in store.workers.values():
         assert MIN_FREQ <= worker.freq <= MAX_FREQ or worker.freq == 2.0
         assert 0 <= worker.active <= 1 << 32 and 0 <= worker.processed <= 1 << 32
-    for series in store.tasks.values():
-        for hist in series.histograms:
+    for metrics in store.task_metrics.values():
+        for hist in metrics.histograms:
             assert all(math.isfinite(x) for x in hist)
+    assert len(store.task_metrics) <= store.label_sets <= store.max_metric_label_sets
+    for series in store.tasks.values():
         assert all(math.isfinite(x) for x in series.ring.maxes)
         for sketch in series.ring.tail or ():
             assert sketch is None or (math.isfinite(sketch.sum) and math.isfinite(sketch.max))
