@@ -479,7 +479,7 @@ class AlertBook:
         if last is not None and last[0] is rule and last[1] == value and last[2] == threshold:
             rendered = last[3]
         else:
-            rendered = annotations(rule, alert)
+            rendered = render_annotations(rule, alert)
             self._rendered[fp] = (rule, value, threshold, rendered)
         if detail:  # the sample's own annotations: merged, never rendered
             rendered = {**rendered, **detail}
@@ -497,7 +497,7 @@ def _for_text(rule: Any, alert: Alert) -> str:
     return format_duration(round(held)) if held >= 1 else "0s"
 
 
-def annotations(rule: Any, alert: Alert) -> dict[str, str]:
+def render_annotations(rule: Any, alert: Alert) -> dict[str, str]:
     context = {
         "labels": dict(alert.labels),
         "value": alert.value,

@@ -161,11 +161,13 @@ class _Channel(HTTPChannel):
             try:
                 self.socket.shutdown(socket.SHUT_WR)
             except OSError:
-                return super().handle_close()
+                super().handle_close()
+                return None
             self._linger_until = time.monotonic() + LINGER_SECONDS
             self.will_close = self.close_when_flushed = False
             return None
-        return super().handle_close()
+        super().handle_close()
+        return None
 
     def readable(self) -> bool:
         return True if self._linger_until else bool(super().readable())
@@ -177,12 +179,15 @@ class _Channel(HTTPChannel):
 
     def handle_write(self) -> None:
         if self._linger_until:
-            return super().handle_close()
-        return super().handle_write()
+            super().handle_close()
+            return None
+        super().handle_write()
+        return None
 
     def handle_read(self) -> None:
         if not self._linger_until:
-            return super().handle_read()
+            super().handle_read()
+            return None
         try:
             data = self.socket.recv(65536) if self.socket is not None else b""
         except BlockingIOError:

@@ -89,7 +89,7 @@ class LimitedLoader(yaml.SafeLoader):
         self._path: list[Any] = []
         self._aliases = 0
 
-    def compose_node(self, parent: Node | None, index: Any) -> Node:
+    def compose_node(self, parent: Node | None, index: Any) -> Node | None:
         # index is the key node for a mapping's value, the position in a sequence, None for a
         # key or the document root: enough to name where a limit was hit.
         if isinstance(index, ScalarNode):
@@ -105,7 +105,7 @@ class LimitedLoader(yaml.SafeLoader):
                 self._aliases += 1
                 if self._aliases > MAX_ALIASES:
                     raise _LimitError(f"{self._here()}: more than {MAX_ALIASES} YAML aliases")
-            return super().compose_node(parent, index)  # type: ignore[no-any-return]
+            return super().compose_node(parent, index)
         finally:
             self._path.pop()
 

@@ -357,13 +357,13 @@ else:
 
 
 class Config(Strict):
-    celery: CeleryConfig = Field(default_factory=CeleryConfig)
+    celery: CeleryConfig = Field(default_factory=lambda: CeleryConfig.model_validate({}))
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     storage: StorageConfig = Field(default_factory=StorageConfig)
     server: ServerConfig = Field(default_factory=ServerConfig)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     record: RecordConfig | None = None
-    defaults: Defaults = Field(default_factory=Defaults)
+    defaults: Defaults = Field(default_factory=lambda: Defaults.model_validate({}))
     rules: tuple[RuleSpec, ...] = ()
     route: Route | None = None
     inhibit: tuple[InhibitRule, ...] = ()

@@ -163,8 +163,9 @@ def apply(facts: Facts, event: dict[str, Any], now: float) -> None:
     uuid = event["uuid"]
     if not valid_id(uuid):
         raise TypeError(f"uuid {uuid!r}")
-    ts: float | None = float(event["timestamp"])
-    if not now - MAX_SKEW <= ts <= now + MAX_SKEW:  # NaN fails too
+    stamp = float(event["timestamp"])
+    ts: float | None = stamp
+    if not now - MAX_SKEW <= stamp <= now + MAX_SKEW:  # NaN fails too
         ts = None  # unknowable: its latencies are not observed
         facts.ignored.timestamp += 1
     runtime = event.get("runtime")

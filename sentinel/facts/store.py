@@ -378,7 +378,7 @@ class FactStore:
         counts = cache.get(key)
         if counts is None:
             counts = cache[key] = series.ring.counts(window, now)
-        return counts  # type: ignore[no-any-return]
+        return counts
 
     def window_quantile(
         self, series: TaskSeries, measure: int, window: float, now: float, q: float
@@ -397,7 +397,7 @@ class FactStore:
         sketch = cache.get(key)
         if sketch is None:
             sketch = cache[key] = series.ring.sketch(measure, window, now)
-        return sketch  # type: ignore[no-any-return]
+        return sketch
 
     def known_queues(self, configured: tuple[str, ...]) -> list[str]:
         with self.lock:

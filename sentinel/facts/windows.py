@@ -299,7 +299,8 @@ class Ring:
             and m[1] <= now
             and m[2] + self.width > now - window
         ):
-            return m[3]
+            counts: list[int] = m[3]
+            return counts
         # A changed series is re-summed: 8 strided sums over at most 61 buckets run in C, and
         # measured cheaper than keeping running sums up to date in Python (bench/README.md).
         lo, hi = self._span(window, now)
@@ -331,7 +332,8 @@ class Ring:
             and kept[1] <= now
             and kept[2] + self.width > now - window
         ):
-            return kept[3]
+            kept_answer: tuple[float | None, int] = kept[3]
+            return kept_answer
         lo, hi = self._span(window, now)
         if hi <= lo:
             answer: tuple[float | None, int] = (None, 0)

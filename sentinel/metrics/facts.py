@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from prometheus_client.core import (
@@ -161,13 +162,13 @@ class FactsCollector(Collector):
                 continue
             yield Sliced(
                 _counter(counter),
-                self._batches(keys, lambda m, i=slot: _count(m, i)),
+                self._batches(keys, partial(_count, slot=slot)),
                 _add_count,
             )
         for index, (name, documentation) in enumerate(_HISTOGRAMS):
             yield Sliced(
                 _histogram(name, documentation),
-                self._batches(keys, lambda m, i=index: list(m.histograms[i])),
+                self._batches(keys, partial(_histogram_copy, index=index)),
                 _add_histogram,
             )
 
@@ -191,6 +192,10 @@ def _worker_side(m: TaskMetrics) -> bool:
 def _count(m: TaskMetrics, slot: int) -> int | None:
     n = m.totals[slot]
     return n if n or _worker_side(m) else None
+
+
+def _histogram_copy(m: TaskMetrics, index: int) -> list[float]:
+    return list(m.histograms[index])
 
 
 def _add_count(family: CounterMetricFamily, row: tuple[Key, int | None]) -> None:
