@@ -141,3 +141,15 @@ class Worker:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(10)
         self._log.close()
+
+
+def start_daemon(config_path: Path, log_path: Path) -> subprocess.Popen[bytes]:
+    """`sentinel run -c config_path` as a child process, its output appended to log_path."""
+    log = open(log_path, "ab")  # noqa: SIM115 - owned by the child
+    return subprocess.Popen(
+        [sys.executable, "-m", "sentinel", "run", "-c", str(config_path)],
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )

@@ -17,11 +17,11 @@ from sentinel.alerts.repo import SqliteAlertRepo
 from sentinel.clock import FakeClock
 from sentinel.fingerprint import fingerprint_v1
 from sentinel.model import Alert
-from tests.unit.notify.test_pipeline import (
+from tests.helpers import T0
+from tests.unit.notify.harness import (
     GROUP_INTERVAL,
     GROUP_WAIT,
     REPEAT,
-    T0,
     Harness,
     firing,
     resolve,

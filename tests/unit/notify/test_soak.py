@@ -24,7 +24,7 @@ from sentinel.db.sqlite import Database
 from sentinel.notify import maintenance
 from sentinel.notify.silence import Matcher, Silence
 from tests.helpers import T0
-from tests.unit.notify.test_pipeline import FakeNotifier
+from tests.unit.notify.harness import FakeNotifier
 
 DAY = 86400.0
 GROUPS = int(os.environ.get("SOAK_GROUPS", "10000"))
