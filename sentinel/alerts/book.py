@@ -208,7 +208,7 @@ class AlertBook:
         if self._first_tick is None:
             self._first_tick = now
         results: dict[str, list[Sample] | None] = {}
-        changed: dict[str, list[TaskSeries]] = {}  # per-series rules: what they evaluated
+        evaluated: dict[str, list[TaskSeries]] = {}  # per-series rules: what they evaluated
         with store.lock:
             # While the broker cannot be reached, silence proves nothing: no rule resolves an
             # alert (or drops a pending one) for lack of data until it is back.
@@ -227,7 +227,7 @@ class AlertBook:
                         kept = self._series.get(rule.name)
                         if kept is None or kept.rule is not rule:
                             kept = self._series[rule.name] = SeriesSamples(rule)
-                        changed[rule.name] = kept.update(per_series, store, now, gen)
+                        evaluated[rule.name] = kept.update(per_series, store, now, gen)
                         results[rule.name] = []
                 except Exception:  # a broken rule must not stop the others
                     self._rule_failed(rule, "evaluate", now)
@@ -245,8 +245,8 @@ class AlertBook:
             hold = outage and holds_during_outage(rule.kind)
             if samples is not None:
                 try:
-                    if rule.name in changed:
-                        self._step_series(rule, changed[rule.name], hold, now, tick)
+                    if rule.name in evaluated:
+                        self._step_series(rule, evaluated[rule.name], hold, now, tick)
                     else:
                         self._step_rule(rule, samples, hold, now, tick)
                     continue

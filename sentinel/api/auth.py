@@ -88,7 +88,7 @@ class Htpasswd:
             if digest in self._verified:
                 return True
         try:
-            ok = bcrypt.checkpw(password.encode(), hashed)
+            ok = bool(bcrypt.checkpw(password.encode(), hashed))
         except ValueError:
             return False
         if ok:

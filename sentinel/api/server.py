@@ -221,7 +221,7 @@ class _Server(TcpWSGIServer):
     tls: ssl.SSLContext | None = None
 
     def accept(self) -> tuple[Any, Any] | None:
-        pair = super().accept()
+        pair: tuple[Any, Any] | None = super().accept()
         if pair is None or self.tls is None:
             return pair
         conn, addr = pair

@@ -65,9 +65,11 @@ class TlsChannel:
         except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
             return None  # part of a record: the rest comes with the next readable event
         except OSError:  # a TLS alert, a reset
-            return self.handle_close()
+            self.handle_close()
+            return None
         if not data:
-            return self.handle_close()
+            self.handle_close()
+            return None
         self.last_activity = time.time()
         self.received(data)
         return None

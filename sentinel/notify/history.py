@@ -9,6 +9,7 @@ never by the pipeline. It is bounded by age and by rows, enforced by the mainten
 
 from __future__ import annotations
 
+import builtins
 import json
 import logging
 import sqlite3
@@ -86,9 +87,9 @@ class NotificationHistory(Protocol):
         alert: str | None = None,
         limit: int = 100,
         before: int | None = None,
-    ) -> list[Attempt]: ...
+    ) -> builtins.list[Attempt]: ...
 
-    def channels(self) -> list[str]: ...
+    def channels(self) -> builtins.list[str]: ...
 
     def prune(self, older_than: float, max_rows: int) -> int: ...
 
@@ -150,9 +151,10 @@ class SqliteNotificationHistory:
         alert: str | None = None,
         limit: int = 100,
         before: int | None = None,
-    ) -> list[Attempt]:
+    ) -> builtins.list[Attempt]:  # `list` is this class's method
         """Newest first. `alert` is an alertname or a fingerprint; `before` an id (paging)."""
-        where, params = ["1"], []
+        where: list[str] = ["1"]
+        params: list[str | int] = []
         if channel:
             where.append("channel = ?")
             params.append(channel)
@@ -173,7 +175,7 @@ class SqliteNotificationHistory:
         )
         return [_attempt(r) for r in rows]
 
-    def channels(self) -> list[str]:
+    def channels(self) -> builtins.list[str]:
         rows = self.db.query("SELECT DISTINCT channel FROM notification_history ORDER BY channel")
         return [r["channel"] for r in rows]
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from sentinel.alerts.values import ACTIVE, Firings, Series, firings
 from sentinel.api.page.charts import Chart, chart
-from sentinel.api.page.ports import PagePorts, PageSettings
+from sentinel.api.page.ports import GroupRef, PagePorts, PageSettings
 from sentinel.display import format_value
 from sentinel.model import Alert, Labels, State
 from sentinel.notify.history import Attempt
@@ -175,7 +175,8 @@ def alert_groups(
             summary=alert.annotations.get("summary", ""),
             matchers=_matchers(alert.labels),
         )
-        for ref in ports.routing.groups(alert.labels) or [None]:
+        refs: list[GroupRef | None] = [*ports.routing.groups(alert.labels)] or [None]
+        for ref in refs:
             key = ("", Labels()) if ref is None else (ref.route, ref.labels)
             group = groups.get(key)
             if group is None:

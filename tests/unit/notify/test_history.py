@@ -101,7 +101,7 @@ def test_the_maintenance_job_enforces_the_configured_retention(history) -> None:
 
 def test_the_sender_records_each_attempt_and_its_outcome(tmp_path: Path) -> None:
     from sentinel.channels.base import Permanent, Retryable
-    from tests.unit.notify.test_pipeline import GROUP_WAIT, Harness, firing
+    from tests.unit.notify.harness import GROUP_WAIT, Harness, firing
 
     h = Harness(tmp_path / "s.db", FakeClock(T0))
     try:
