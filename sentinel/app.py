@@ -29,6 +29,7 @@ from sentinel.collectors.filesystem_transport import transport_for
 from sentinel.collectors.inspect import InspectCollector
 from sentinel.collectors.queues import QueueCollector, probe_for
 from sentinel.config import Config
+from sentinel.config.loader import ConfigError
 from sentinel.config.schema import ServerConfig
 from sentinel.db.sqlite import Database
 from sentinel.facts.periodic_repo import PeriodicRepo, SqlitePeriodicRepo
@@ -402,6 +403,10 @@ class Sentinel:
             self.config = config
             self.store.set_retention(config.max_window)
             self.store.fact_retention = config.max_fact_window
+            try:  # new periodic_task rules may need periods the old ones did not
+                self.store.periodic.schedule = beat_periods(config)
+            except ConfigError as e:
+                warnings.extend(f"celery.app: {line}; keeping the old periods" for line in e.errors)
             self.inhibitor = Inhibitor(config.inhibit)
             self.route = build_route(config)
             self.book.resolved_retention = resolved_retention(self.route)
