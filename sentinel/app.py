@@ -463,6 +463,7 @@ class Sentinel:
         if self.db is not None:
             with self._eval_lock:
                 self._save_periodic(self.clock.now(), force=True)  # how long this run watched
+                self.periodic_repo = None  # stop() may run again; the database is closed
             self.db.close()
         log.info("sentinel stopped")
 
