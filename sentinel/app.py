@@ -29,6 +29,7 @@ from sentinel.collectors.filesystem_transport import transport_for
 from sentinel.collectors.inspect import InspectCollector
 from sentinel.collectors.queues import QueueCollector, probe_for
 from sentinel.config import Config
+from sentinel.config.loader import ConfigError
 from sentinel.config.schema import ServerConfig
 from sentinel.db.sqlite import Database
 from sentinel.facts.periodic_repo import PeriodicRepo, SqlitePeriodicRepo
@@ -61,6 +62,8 @@ log = logging.getLogger("sentinel")
 # How often the database file is checked (deleted, replaced) and, while storage fails, how
 # often writing the state back is tried.
 STORAGE_CHECK_INTERVAL = 5.0
+# How often the periodic tasks' checked_at is written when nothing else about them changed.
+PERIODIC_CHECKPOINT = 60.0
 
 
 def celery_app(config: Config) -> Celery:
@@ -183,6 +186,8 @@ class Sentinel:
         self._alive_at_eval: frozenset[str] = frozenset()
         self._evaluated_at: float | None = None
         self._builtin: StorageFailingRule | None = None
+        self._periodic_seen: list[tuple[str, float, bool, bool]] = []
+        self._periodic_saved_at = float("-inf")
         self.on_transitions: list[Any] = []
 
     # -- one-shot operations (also what the scheduler runs) --------------------------------
@@ -202,10 +207,7 @@ class Sentinel:
             self._evaluated_at = now
             self.values.record(now, rows.samples())
             self.depths.record(now, self._depths())
-            if self.periodic_repo is not None and self.store.periodic.watched:
-                with self.store.lock:
-                    periodic = self.store.periodic.rows(now)  # not `rows`: evaluate returns those
-                self.periodic_repo.save(periodic)
+            self._save_periodic(now)
             self.store.prune(now)
             self._alive_at_eval = self._alive(now)
             if self.dispatcher is not None:
@@ -221,6 +223,25 @@ class Sentinel:
         for callback in self.on_transitions:
             callback(transitions)
         return transitions, rows
+
+    def _save_periodic(self, now: float, force: bool = False) -> None:
+        """Write the periodic tasks' last-seen times when one changed or one became overdue, and
+        their checked_at (how long this run watched) at least every PERIODIC_CHECKPOINT: a
+        write per evaluation would be an fsync per tick for what the restart rule needs only
+        at those moments. `force`: at stop."""
+        if self.periodic_repo is None or not self.store.periodic.watched:
+            return
+        with self.store.lock:
+            rows = self.store.periodic.rows(now)
+            changes = self.store.periodic.changes(now)
+        if (
+            not force
+            and changes == self._periodic_seen
+            and now - self._periodic_saved_at < PERIODIC_CHECKPOINT
+        ):
+            return
+        self.periodic_repo.save(rows)
+        self._periodic_seen, self._periodic_saved_at = changes, now
 
     def rules(self) -> Sequence[Any]:
         """The configured rules, and the built-in StorageFailing when there is storage (unless
@@ -403,6 +424,10 @@ class Sentinel:
             self.config = config
             self.store.set_retention(config.max_window)
             self.store.fact_retention = config.max_fact_window
+            try:  # new periodic_task rules may need periods the old ones did not
+                self.store.periodic.schedule = beat_periods(config)
+            except ConfigError as e:
+                warnings.extend(f"celery.app: {line}; keeping the old periods" for line in e.errors)
             self.inhibitor = Inhibitor(config.inhibit)
             self.route = build_route(config)
             self.book.resolved_retention = resolved_retention(self.route)
@@ -437,6 +462,9 @@ class Sentinel:
         if self.queues is not None:
             self.queues.close()
         if self.db is not None:
+            with self._eval_lock:
+                self._save_periodic(self.clock.now(), force=True)  # how long this run watched
+                self.periodic_repo = None  # stop() may run again; the database is closed
             self.db.close()
         log.info("sentinel stopped")
 

@@ -73,6 +73,7 @@ class Worker:
         hostname: str | None = None,
         env: dict[str, str] | None = None,
         pool: str | None = None,
+        heartbeats: bool = True,
     ) -> None:
         """events=False: no `-E` and worker_send_task_events off (sentinel sees no events
         unless it enables them). hostname: a fixed name (a restart of the same worker)."""
@@ -105,8 +106,11 @@ class Worker:
                 self.hostname,
                 "-Q",
                 queue,
-                "--heartbeat-interval",
-                str(heartbeat),
+                *(
+                    ["--heartbeat-interval", str(heartbeat)]
+                    if heartbeats
+                    else ["--without-heartbeat"]
+                ),
                 "--without-mingle",
                 "--without-gossip",
                 "-l",

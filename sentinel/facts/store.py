@@ -286,7 +286,9 @@ class FactStore:
                         continue
                     q = self.queues[name] = QueueDepth(name, depth, consumers, now)
                 q.depth, q.consumers, q.at, q.error = depth, consumers, now, None
-                served = consumed(name, consumers, self.workers, self.inspect_ok(), now)
+                # Served by a live worker listing it (queue_stalled's consumers): a stopped
+                # process keeps its RabbitMQ consumer, but is a dead worker, not a stall.
+                served = consumed(name, None, self.workers, self.inspect_ok(), now)
                 self.flows.measured(name, depth, served, now)
             for name, error in errors.items():
                 q = self.queues.get(name)
@@ -420,6 +422,10 @@ class FactStore:
             ]
             for hostname in gone:
                 del self.workers[hostname]
+            # Also when no rule reads them: a dead worker's entries must not wait for the cap.
+            self.running.sweep(
+                lambda h: (w := self.workers.get(h)) is not None and w.alive(now), now
+            )
             self.running.prune(now, self.fact_retention)
             self.restarts.prune(now, self.fact_retention)
             self.coverage.forget(set(self.workers))
