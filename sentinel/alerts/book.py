@@ -366,8 +366,14 @@ class AlertBook:
             tick.held.add(rule.name)
         seen = tick.seen
         states: dict[tuple[tuple[str, str], ...], str] = {}
+        # Most samples are inactive with no alert: nothing to step. Once `alerting` is known
+        # complete, those are passed over on one attribute read (a tick may evaluate thousands).
+        skip = kept.complete and not restored
+        full = len(changed) == len(kept.matched)
         for series in kept.to_step(changed):
             sample = samples[series]
+            if skip and not sample.active and series not in alerting:
+                continue
             instance = tuple(sample.labels.items())
             hit = cache.get(instance)
             if hit is None:
@@ -399,6 +405,8 @@ class AlertBook:
             else:
                 alerting[series] = fp
                 states[instance] = new.state.value
+        if full:
+            kept.complete = True  # every matching series was looked up in the book
         tick.rows._add_lazy(rule.name, list(samples.values()), base, states)
 
     def _rule_failed(self, rule: Any, stage: str, now: float) -> None:

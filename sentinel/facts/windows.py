@@ -278,8 +278,15 @@ class Ring:
             return 0, 0
         width = self.width
         since = now - window
-        lo = bisect_right(starts, since, key=lambda s: s + width)
+        # The first bucket with start + width > since: found on the starts alone (no key
+        # function called per probe), then moved by the one bucket that rounding may put on
+        # the other side of the edge, so the test stays exactly `start + width > since`.
         hi = len(starts)
+        lo = bisect_right(starts, since - width)
+        while lo > 0 and starts[lo - 1] + width > since:
+            lo -= 1
+        while lo < hi and starts[lo] + width <= since:
+            lo += 1
         if starts[-1] > now:  # queried in the past: newer buckets don't count
             hi = bisect_right(starts, now)
         return lo, hi
