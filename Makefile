@@ -19,6 +19,7 @@ run: $(BIN)/sentinel
 lint: $(BIN)/sentinel
 	$(BIN)/ruff check sentinel tests bench
 	$(BIN)/ruff format --check sentinel tests bench
+	$(BIN)/mypy
 
 services:
 	scripts/test-services

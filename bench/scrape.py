@@ -5,8 +5,10 @@ For each size, a fresh `sentinel run` on a private redis-server is sent enough C
 to go idle. Then its peak RSS is reset (`echo 5 > /proc/PID/clear_refs`, so VmHWM restarts at
 the current RSS) and /metrics is scraped `--scrapes` times: the growth of the peak over the
 RSS just before is what a scrape costs. Both sizes run in the same process, one after the other.
-Evaluation is set to run hourly, so no tick (which at 10,000 series allocates on its own) falls
-inside the measured window: the figure is the scrape's alone.
+Evaluation is set to run hourly, and the stream's workers (which stop heartbeating when it ends)
+are left to die first, so that no tick (which at 10,000 series allocates on its own; the death
+triggers one through the liveness watch) falls inside the measured window: the figure is the
+scrape's alone.
 
     .venv/bin/python bench/scrape.py [--names 1000,10000] [--scrapes 3]
 """
@@ -46,6 +48,8 @@ def one(names: int, scrapes: int) -> str:
         c = start_sentinel(procs, r, extra="evaluation: {interval: 1h}")
         stream = make_stream(max(8 * names, 20_000), names=names, workers=4, seed=7)
         publish(r, stream.messages)
+        wait_drained(r, c, timeout=120)
+        time.sleep(2 * 2.0 + 2)  # the workers' 2 x freq, then the liveness watch's tick
         wait_drained(r, c, timeout=120)
         status = proc_status(c.pid)
         resettable = reset_peak(c.pid)

@@ -18,6 +18,8 @@ from prometheus_client import CollectorRegistry
 
 from sentinel.alerts.book import AlertBook, Row, Transition
 from sentinel.alerts.repo import SqliteAlertRepo
+from sentinel.alerts.values import ValueHistory
+from sentinel.api.page.ports import PagePorts
 from sentinel.api.ports import ApiPorts, HealthFacts, StatusFacts
 from sentinel.api.server import ApiServer
 from sentinel.clock import Clock, SystemClock
@@ -27,6 +29,7 @@ from sentinel.collectors.filesystem_transport import transport_for
 from sentinel.collectors.inspect import InspectCollector
 from sentinel.collectors.queues import QueueCollector, probe_for
 from sentinel.config import Config
+from sentinel.config.loader import ConfigError
 from sentinel.config.schema import ServerConfig
 from sentinel.db.sqlite import Database
 from sentinel.facts.periodic_repo import PeriodicRepo, SqlitePeriodicRepo
@@ -36,8 +39,9 @@ from sentinel.metrics.alerts import AlertsCollector
 from sentinel.metrics.delivery import DeliveryCollector
 from sentinel.metrics.facts import FactsCollector
 from sentinel.metrics.storage import StorageCollector
-from sentinel.model import Alert, State
+from sentinel.model import Alert, Labels, State
 from sentinel.notify import maintenance
+from sentinel.notify.history import SqliteNotificationHistory
 from sentinel.notify.inhibit import Inhibitor
 from sentinel.notify.nflog import NotificationLog
 from sentinel.notify.pipeline import Dispatcher, Mute
@@ -46,6 +50,7 @@ from sentinel.notify.route import build_from as build_route
 from sentinel.notify.sender import Sender
 from sentinel.notify.silence import Silencer
 from sentinel.notify.silence.repo import SqliteSilenceRepo
+from sentinel.page_adapters import page_ports
 from sentinel.record.metrics import RecordingCollector
 from sentinel.record.recorder import Recorder, rolling, tapped
 from sentinel.rules import liveness
@@ -57,6 +62,8 @@ log = logging.getLogger("sentinel")
 # How often the database file is checked (deleted, replaced) and, while storage fails, how
 # often writing the state back is tried.
 STORAGE_CHECK_INTERVAL = 5.0
+# How often the periodic tasks' checked_at is written when nothing else about them changed.
+PERIODIC_CHECKPOINT = 60.0
 
 
 def celery_app(config: Config) -> Celery:
@@ -83,6 +90,7 @@ def build_store(config: Config) -> FactStore:
         max_workers=limits.max_workers,
         max_queues=limits.max_queues,
         max_inflight=limits.max_inflight_tasks,
+        max_metric_label_sets=limits.max_metric_label_sets,
         worker_retention=limits.worker_retention,
         max_window_bytes=limits.max_window_mib << 20,
         max_running=limits.max_running_tasks,
@@ -115,6 +123,12 @@ class Sentinel:
         if self.db is not None:
             self.periodic_repo = SqlitePeriodicRepo(self.db)
             self.store.periodic.remembered = self.periodic_repo.load()
+        # The status page's charts: every evaluation's values (per alert label set) and queue
+        # depths, bounded by `limits`; kept across reloads (they live as long as the process).
+        limits = config.limits
+        self.values = ValueHistory(limits.history_points, limits.max_history_series)
+        self.depths = ValueHistory(limits.history_points, limits.max_queues)
+        self.notifications = SqliteNotificationHistory(self.db) if self.db is not None else None
         # What the collectors write to the store, also to a recording (`record:`; sentinel.record).
         # Only the daemon keeps the configured one: `eval` (persist=False) records nothing.
         if recorder is None and config.record is not None and persist:
@@ -142,7 +156,11 @@ class Sentinel:
         self.sender: Sender | None = None
         if self.db is not None:
             self.sender = Sender(
-                self.db, config.channels, self.clock, external_url=self._external_url
+                self.db,
+                config.channels,
+                self.clock,
+                history=self.notifications,
+                external_url=self._external_url,
             )
             self.dispatcher = Dispatcher(
                 self.route,
@@ -159,6 +177,8 @@ class Sentinel:
                 self.silencer,
                 retention=lambda: maintenance.nflog_retention(self.route),
                 live_groups=self._live_groups,
+                history=self.notifications,
+                history_bounds=self._history_bounds,
             )
         self.scheduler: BackgroundScheduler | None = None
         self.api: Any = None
@@ -166,6 +186,8 @@ class Sentinel:
         self._alive_at_eval: frozenset[str] = frozenset()
         self._evaluated_at: float | None = None
         self._builtin: StorageFailingRule | None = None
+        self._periodic_seen: list[tuple[str, float, bool, bool]] = []
+        self._periodic_saved_at = float("-inf")
         self.on_transitions: list[Any] = []
 
     # -- one-shot operations (also what the scheduler runs) --------------------------------
@@ -183,10 +205,9 @@ class Sentinel:
             with gc_paused():  # sentinel/gc_pause.py: the tick's garbage is acyclic
                 transitions, rows = self.book.tick(self.rules(), self.store, now)
             self._evaluated_at = now
-            if self.periodic_repo is not None and self.store.periodic.watched:
-                with self.store.lock:
-                    rows = self.store.periodic.rows(now)
-                self.periodic_repo.save(rows)
+            self.values.record(now, rows.samples())
+            self.depths.record(now, self._depths())
+            self._save_periodic(now)
             self.store.prune(now)
             self._alive_at_eval = self._alive(now)
             if self.dispatcher is not None:
@@ -202,6 +223,25 @@ class Sentinel:
         for callback in self.on_transitions:
             callback(transitions)
         return transitions, rows
+
+    def _save_periodic(self, now: float, force: bool = False) -> None:
+        """Write the periodic tasks' last-seen times when one changed or one became overdue, and
+        their checked_at (how long this run watched) at least every PERIODIC_CHECKPOINT: a
+        write per evaluation would be an fsync per tick for what the restart rule needs only
+        at those moments. `force`: at stop."""
+        if self.periodic_repo is None or not self.store.periodic.watched:
+            return
+        with self.store.lock:
+            rows = self.store.periodic.rows(now)
+            changes = self.store.periodic.changes(now)
+        if (
+            not force
+            and changes == self._periodic_seen
+            and now - self._periodic_saved_at < PERIODIC_CHECKPOINT
+        ):
+            return
+        self.periodic_repo.save(rows)
+        self._periodic_seen, self._periodic_saved_at = changes, now
 
     def rules(self) -> Sequence[Any]:
         """The configured rules, and the built-in StorageFailing when there is storage (unless
@@ -225,6 +265,39 @@ class Sentinel:
             return
         with self._eval_lock:
             self.maintenance.run(self.clock.now())
+
+    def page_ports(self) -> PagePorts:
+        """What the status page reads (sentinel/api/page/ports.py), over these components."""
+        alerts = _Alerts(self)
+
+        def muted(alert: Alert, now: float) -> tuple[list[str], list[str]]:
+            mute = alerts.mute(alert, now)
+            return list(mute.silenced_by), list(mute.inhibited_by)
+
+        return page_ports(
+            clock=self.clock,
+            config=lambda: self.config,
+            alerts=lambda: self.book.alerts,
+            muted=muted,
+            store=self.store,
+            route=lambda: self.route,
+            values=self.values,
+            depths=self.depths,
+            silencer=self.silencer,
+            notifications=self.notifications,
+        )
+
+    def _depths(self) -> list[tuple[str, Labels, float | None, float | None, bool | None]]:
+        with self.store.lock:
+            queues = list(self.store.queues.values())
+        return [
+            ("", Labels(queue=q.name), None if q.depth is None else float(q.depth), None, None)
+            for q in queues
+        ]
+
+    def _history_bounds(self) -> maintenance.HistoryBounds:
+        bounds = self.config.storage.notification_history
+        return maintenance.HistoryBounds(bounds.keep, bounds.max_rows)
 
     def _live_groups(self) -> list[str]:
         return list(getattr(self.dispatcher, "groups", {}))
@@ -282,6 +355,7 @@ class Sentinel:
             health=_Health(self),
             routing=_Routing(self),
             status=_Status(self),
+            page=self.page_ports(),
         )
 
     def start(self, *, serve: bool = True) -> None:
@@ -350,6 +424,10 @@ class Sentinel:
             self.config = config
             self.store.set_retention(config.max_window)
             self.store.fact_retention = config.max_fact_window
+            try:  # new periodic_task rules may need periods the old ones did not
+                self.store.periodic.schedule = beat_periods(config)
+            except ConfigError as e:
+                warnings.extend(f"celery.app: {line}; keeping the old periods" for line in e.errors)
             self.inhibitor = Inhibitor(config.inhibit)
             self.route = build_route(config)
             self.book.resolved_retention = resolved_retention(self.route)
@@ -384,6 +462,9 @@ class Sentinel:
         if self.queues is not None:
             self.queues.close()
         if self.db is not None:
+            with self._eval_lock:
+                self._save_periodic(self.clock.now(), force=True)  # how long this run watched
+                self.periodic_repo = None  # stop() may run again; the database is closed
             self.db.close()
         log.info("sentinel stopped")
 

@@ -17,7 +17,7 @@ class Backoff:
 
     def next(self) -> float:
         """The delay before the next attempt: uniform in [d/2, d], d doubling up to the cap."""
-        delay = min(self.cap, self.base * (2**self.attempt))
+        delay = min(self.cap, self.base * 2.0**self.attempt)
         self.attempt = min(self.attempt + 1, 32)
         return delay / 2 + self._rng.random() * delay / 2
 

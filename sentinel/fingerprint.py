@@ -64,7 +64,7 @@ def fnv1a64(data: bytes) -> int:
 
 def fingerprint_v1(labels: Mapping[str, str]) -> str:
     """The fingerprint before 0.2 (the first 16 hex digits of a SHA-256 over the same bytes),
-    kept only so migration 006 can find what state stored under it."""
+    kept only so migration 005 can find what state stored under it."""
     h = hashlib.sha256()
     for name, value in sorted(labels.items()):
         h.update(name.encode())

@@ -103,8 +103,11 @@ class JsonFormatter(logging.Formatter):
         for key, value in vars(record).items():
             if key not in _STANDARD and not key.startswith("_"):
                 out[key] = value
-        if record.exc_info or record.exc_text:
-            out["exc"] = record.exc_text or self.formatException(record.exc_info)
+        exc_info = record.exc_info
+        if record.exc_text:
+            out["exc"] = record.exc_text
+        elif exc_info is not None and exc_info[0] is not None:
+            out["exc"] = self.formatException(exc_info)
         return json.dumps(out, default=str)
 
 

@@ -28,7 +28,7 @@ def parse_duration(value: object) -> float:
         try:
             seconds = float(value)
         except OverflowError:  # an int of 400 digits has no float
-            raise ValueError(f"out of range: a number of {digits(value)} digits") from None
+            raise ValueError(f"out of range: a number of {digits(int(value))} digits") from None
     elif isinstance(value, str):
         text = value.strip()
         try:
@@ -61,7 +61,7 @@ def parse_ratio(value: object) -> float:
         try:
             ratio = float(value)
         except OverflowError:
-            raise ValueError(f"out of range: a number of {digits(value)} digits") from None
+            raise ValueError(f"out of range: a number of {digits(int(value))} digits") from None
     elif isinstance(value, str):
         text = value.strip()
         try:

@@ -73,6 +73,7 @@ class Worker:
         hostname: str | None = None,
         env: dict[str, str] | None = None,
         pool: str | None = None,
+        heartbeats: bool = True,
     ) -> None:
         """events=False: no `-E` and worker_send_task_events off (sentinel sees no events
         unless it enables them). hostname: a fixed name (a restart of the same worker)."""
@@ -105,8 +106,11 @@ class Worker:
                 self.hostname,
                 "-Q",
                 queue,
-                "--heartbeat-interval",
-                str(heartbeat),
+                *(
+                    ["--heartbeat-interval", str(heartbeat)]
+                    if heartbeats
+                    else ["--without-heartbeat"]
+                ),
                 "--without-mingle",
                 "--without-gossip",
                 "-l",
@@ -141,3 +145,15 @@ class Worker:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(10)
         self._log.close()
+
+
+def start_daemon(config_path: Path, log_path: Path) -> subprocess.Popen[bytes]:
+    """`sentinel run -c config_path` as a child process, its output appended to log_path."""
+    log = open(log_path, "ab")  # noqa: SIM115 - owned by the child
+    return subprocess.Popen(
+        [sys.executable, "-m", "sentinel", "run", "-c", str(config_path)],
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )

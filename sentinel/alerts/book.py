@@ -91,6 +91,18 @@ class Rows(Sequence[Row]):
     def __len__(self) -> int:
         return self._len
 
+    def samples(self) -> Iterator[tuple[str, Labels, float | None, float, bool | None]]:
+        """(rule, labels, value, threshold, active) of every sample, without making Rows
+        (the value history reads every tick's)."""
+        for rule, samples, labels, _states in self._parts:
+            if not isinstance(labels, list):  # a per-series rule's part: the rule's labels
+                for sample in samples:
+                    row_labels = Labels({**labels, **sample.labels})
+                    yield rule, row_labels, sample.value, sample.threshold, sample.active
+                continue
+            for sample, label_set in zip(samples, labels, strict=True):
+                yield rule, label_set, sample.value, sample.threshold, sample.active
+
     def __iter__(self) -> Iterator[Row]:
         if self._list is not None:
             yield from self._list
@@ -196,7 +208,7 @@ class AlertBook:
         if self._first_tick is None:
             self._first_tick = now
         results: dict[str, list[Sample] | None] = {}
-        changed: dict[str, list[TaskSeries]] = {}  # per-series rules: what they evaluated
+        evaluated: dict[str, list[TaskSeries]] = {}  # per-series rules: what they evaluated
         with store.lock:
             # While the broker cannot be reached, silence proves nothing: no rule resolves an
             # alert (or drops a pending one) for lack of data until it is back.
@@ -215,7 +227,7 @@ class AlertBook:
                         kept = self._series.get(rule.name)
                         if kept is None or kept.rule is not rule:
                             kept = self._series[rule.name] = SeriesSamples(rule)
-                        changed[rule.name] = kept.update(per_series, store, now, gen)
+                        evaluated[rule.name] = kept.update(per_series, store, now, gen)
                         results[rule.name] = []
                 except Exception:  # a broken rule must not stop the others
                     self._rule_failed(rule, "evaluate", now)
@@ -233,8 +245,8 @@ class AlertBook:
             hold = outage and holds_during_outage(rule.kind)
             if samples is not None:
                 try:
-                    if rule.name in changed:
-                        self._step_series(rule, changed[rule.name], hold, now, tick)
+                    if rule.name in evaluated:
+                        self._step_series(rule, evaluated[rule.name], hold, now, tick)
                     else:
                         self._step_rule(rule, samples, hold, now, tick)
                     continue
@@ -475,7 +487,7 @@ class AlertBook:
         if last is not None and last[0] is rule and last[1] == value and last[2] == threshold:
             rendered = last[3]
         else:
-            rendered = annotations(rule, alert)
+            rendered = render_annotations(rule, alert)
             self._rendered[fp] = (rule, value, threshold, rendered)
         if detail:  # the sample's own annotations: merged, never rendered
             rendered = {**rendered, **detail}
@@ -493,7 +505,7 @@ def _for_text(rule: Any, alert: Alert) -> str:
     return format_duration(round(held)) if held >= 1 else "0s"
 
 
-def annotations(rule: Any, alert: Alert) -> dict[str, str]:
+def render_annotations(rule: Any, alert: Alert) -> dict[str, str]:
     context = {
         "labels": dict(alert.labels),
         "value": alert.value,

@@ -48,7 +48,7 @@ def encode(registry: Collector, accept: str | None) -> tuple[str, Iterator[bytes
     openmetrics = content_type.startswith("application/openmetrics-text")
 
     def one(family: Metric, header: bool) -> bytes:
-        text = encoder(_Only(family))  # type: ignore[arg-type]
+        text = encoder(_Only(family))
         if openmetrics:
             text = text.removesuffix(_EOF)
         return text if header else _without_header(text)

@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
+from urllib.parse import parse_qs
 
 import orjson
 
@@ -39,6 +40,11 @@ class Request:
             key = f"HTTP_{key}"
         value = self.environ.get(key)
         return value if isinstance(value, str) else None
+
+    def arg(self, name: str, default: str = "") -> str:
+        """One query-string parameter (the first, if given twice)."""
+        values = parse_qs(self.environ.get("QUERY_STRING") or "", max_num_fields=50).get(name)
+        return values[0] if values else default
 
     def body(self) -> bytes:
         try:

@@ -3,7 +3,7 @@
 The API knows these and nothing of the composition root: app.py builds an adapter for each
 over the running components (and swaps what they read on reload), a test can serve the API
 over fakes, and a new endpoint says in its constructor which ports it reads. Add a port for a
-new thing read rather than widening one.
+new thing read rather than widening one. The status page reads its own (api/page/ports.py).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from sentinel.api.page.ports import PagePorts
 from sentinel.clock import Clock
 from sentinel.config.schema import CeleryConfig, ServerConfig
 from sentinel.db.health import StorageHealth
@@ -108,3 +109,4 @@ class ApiPorts:
     health: HealthPort
     routing: RoutingPort
     status: StatusPort
+    page: PagePorts | None = None  # the status page's (None: the page is not served)

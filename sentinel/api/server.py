@@ -1,7 +1,8 @@
 """The HTTP server: waitress behind a route table, and the token check on writes.
 
-Endpoint logic lives in health.py, alerts.py and silences.py; this module only decides which
-of them answers a request, and whether the caller may write.
+Endpoint logic lives in health.py, alerts.py, silences.py, notifications.py and page/; this
+module only decides which of them answers a request, whether the caller may read (auth.py) and
+write, and strips the path prefix of `server.external_url` (a reverse proxy that keeps it).
 
 waitress rather than wsgiref + ThreadingMixIn: one I/O thread reads each request in full before
 a fixed pool of worker threads sees it, so a flood or a slowloris client costs a small buffer,
@@ -17,6 +18,7 @@ import json
 import logging
 import re
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -34,11 +36,15 @@ from waitress.server import TcpWSGIServer
 from waitress.task import ErrorTask, ThreadedTaskDispatcher
 
 from sentinel.api.alerts import AlertViews
+from sentinel.api.auth import Access, cross_site
 from sentinel.api.exposition import encode, gzipped, wants_gzip
 from sentinel.api.health import Health
 from sentinel.api.http import MAX_BODY, HttpError, Request, Response, error
+from sentinel.api.notifications import NotificationViews
+from sentinel.api.page import PageViews
 from sentinel.api.ports import ApiPorts
 from sentinel.api.silences import SilenceViews
+from sentinel.api.tls import TlsChannel, context, wrap
 from sentinel.api.v2 import V2
 from sentinel.api.v2 import error as v2_error
 
@@ -52,6 +58,11 @@ Handler = Callable[[Request], Response]
 LINGER_SECONDS = 2.0  # how long a refused client may go on sending before the socket closes
 LINGER_BYTES = 8 * 1024 * 1024  # ... or how much of it is read and thrown away
 WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# Probes answer without credentials: a liveness/readiness check carries none. /login takes
+# the read token itself (and is no write: it changes nothing but the caller's cookie); the
+# page's CSS and JS are the package's own files (the login form needs its stylesheet).
+OPEN = frozenset({"/healthz", "/readyz", "/login"})
+OPEN_PREFIX = "/static/"
 
 
 ErrorBody = Callable[[int, str, Iterable[tuple[str, str]]], Response]
@@ -89,6 +100,11 @@ class Limits:
     idle_timeout: float = 30.0  # no byte from the client for this long: closed
     request_timeout: float = 60.0  # a request still incomplete this long after it began: closed
     out_in_memory: int = 256 * 1024  # unsent response bytes per connection kept in memory
+    # Unsent bytes past which a streamed response (/metrics) waits for the client to read.
+    # waitress keeps a response buffer it is draining in memory until this much went through
+    # it (its default, 16 MiB, is what a /metrics scrape would then cost), and a client that
+    # stops reading pins a worker thread until the stall timeout below closes it.
+    out_high_watermark: int = 1024 * 1024
 
 
 def is_loopback(host: str) -> bool:
@@ -145,11 +161,13 @@ class _Channel(HTTPChannel):
             try:
                 self.socket.shutdown(socket.SHUT_WR)
             except OSError:
-                return super().handle_close()
+                super().handle_close()
+                return None
             self._linger_until = time.monotonic() + LINGER_SECONDS
             self.will_close = self.close_when_flushed = False
             return None
-        return super().handle_close()
+        super().handle_close()
+        return None
 
     def readable(self) -> bool:
         return True if self._linger_until else bool(super().readable())
@@ -161,12 +179,15 @@ class _Channel(HTTPChannel):
 
     def handle_write(self) -> None:
         if self._linger_until:
-            return super().handle_close()
-        return super().handle_write()
+            super().handle_close()
+            return None
+        super().handle_write()
+        return None
 
     def handle_read(self) -> None:
         if not self._linger_until:
-            return super().handle_read()
+            super().handle_read()
+            return None
         try:
             data = self.socket.recv(65536) if self.socket is not None else b""
         except BlockingIOError:
@@ -177,6 +198,10 @@ class _Channel(HTTPChannel):
         if not data or self._discarded > LINGER_BYTES:
             super().handle_close()
         return None
+
+
+class _TlsChannel(TlsChannel, _Channel):
+    """HTTPS: TLS on the socket (tls.py), the rest as over HTTP."""
 
 
 class _Dispatcher(ThreadedTaskDispatcher):
@@ -193,12 +218,34 @@ class _Server(TcpWSGIServer):
     channel_class = _Channel
     idle_timeout = 30.0
     request_timeout = 60.0
+    tls: ssl.SSLContext | None = None
+
+    def accept(self) -> tuple[Any, Any] | None:
+        pair: tuple[Any, Any] | None = super().accept()
+        if pair is None or self.tls is None:
+            return pair
+        conn, addr = pair
+        try:
+            return wrap(self.tls, conn), addr
+        except OSError:
+            conn.close()
+            return None
 
     def maintenance(self, now: float) -> None:
         """Close idle and half-sent connections (waitress closes idle ones only), logged at
         debug: a client that went quiet is routine, not an error."""
         idle_cutoff = now - self.idle_timeout
         for channel in list(self.active_channels.values()):
+            if (
+                channel.requests
+                and channel.total_outbufs_len
+                and channel.last_activity < idle_cutoff
+            ):
+                # A response the client has stopped reading: its worker thread waits for room
+                # in the buffer; closing the channel frees it (waitress raises ClientDisconnected).
+                log.debug("closing connection from %s: not reading its response", _peer(channel))
+                channel.handle_close()
+                continue
             if channel.requests or channel.will_close:
                 continue  # a request is being answered: the worker owns it
             partial = channel.request
@@ -231,7 +278,22 @@ class ApiServer:
         health = Health(ports.health, ports.clock)
         alerts = AlertViews(ports.alerts, ports.rules, ports.clock)
         silences = SilenceViews(ports.silences, ports.clock)
+        server = ports.settings.server()
+        self.prefix = server.path_prefix
+        self.access = Access(server.basic_auth_file, self._read_token, self._token)
+        self.page: PageViews | None = None
+        page_routes = []
+        if ports.page is not None:
+            self.page = page = PageViews(ports.page)
+            notifications = NotificationViews(ports.page.notifications)
+            page_routes = [
+                route("/", GET=page.index),
+                route("/login", POST=lambda r: page.login(r, self.access)),
+                route("/static/{name}", GET=page.static),
+                route("/api/v1/notifications", GET=notifications.index),
+            ]
         self.routes = [
+            *page_routes,
             route("/healthz", GET=health.healthz),
             route("/readyz", GET=health.readyz),
             route("/metrics", GET=self.metrics),
@@ -266,6 +328,7 @@ class ApiServer:
             # Bodies are at most max_body: keep them in memory rather than in temp files.
             inbuf_overflow=limits.max_body + 1,
             outbuf_overflow=limits.out_in_memory,
+            outbuf_high_watermark=limits.out_high_watermark,
             # waitress keeps both in whole seconds; _Server.maintenance applies the timeouts.
             channel_timeout=max(1, round(limits.idle_timeout)),
             cleanup_interval=1,
@@ -275,6 +338,10 @@ class ApiServer:
             ident="sentinel",
             expose_tracebacks=False,
         )
+        server_config = self.ports.settings.server()
+        tls = None
+        if server_config.tls_cert_file and server_config.tls_key_file:
+            tls = context(server_config.tls_cert_file, server_config.tls_key_file)
         dispatcher = _Dispatcher()
         dispatcher.set_thread_count(limits.threads)
         self._map: dict[int, Any] = {}
@@ -291,12 +358,16 @@ class ApiServer:
             raise
         server.idle_timeout = limits.idle_timeout
         server.request_timeout = limits.request_timeout
+        if tls is not None:
+            server.tls, server.channel_class = tls, _TlsChannel
         self._server = server
         self.address = (str(server.effective_host), int(server.effective_port))
         self._stopping.clear()
         self._thread = threading.Thread(target=self._serve, name="sentinel-http", daemon=True)
         self._thread.start()
-        log.info("HTTP API listening on %s", self.listening)
+        log.info(
+            "HTTP API listening on %s%s", self.listening, " (HTTPS)" if tls is not None else ""
+        )
         if self.read_only:
             log.warning(
                 "the API is read-only: it listens on %s, which is not a loopback address, and "
@@ -365,6 +436,9 @@ class ApiServer:
     def handle(self, environ: WSGIEnvironment) -> Response:
         method = environ.get("REQUEST_METHOD", "GET").upper()
         path = environ.get("PATH_INFO") or "/"
+        prefix = self.prefix
+        if prefix and (path == prefix or path.startswith(prefix + "/")):
+            path = path[len(prefix) :] or "/"
         if len(path) > 1:
             path = path.rstrip("/")
         for r in self.routes:
@@ -376,8 +450,17 @@ class ApiServer:
                 allow = ", ".join(sorted({*r.methods, *(["HEAD"] if "GET" in r.methods else [])}))
                 return r.error(405, f"method {method} not allowed", [("Allow", allow)])
             request = Request(method, path, environ, match.groupdict())
+            # Reads need credentials when the page is protected (the write token counts too).
+            protected = path not in OPEN and not path.startswith(OPEN_PREFIX)
+            if protected and (denied := self.access.check_read(request)) is not None:
+                if path == "/" and self.page is not None and not self.access.uses_basic:
+                    return self.page.login_form(request)  # a person with a browser
+                return error(401, denied.message, [("WWW-Authenticate", denied.challenge)])
             try:
-                if method in WRITES:
+                if path == "/login":
+                    if cross_site(request, self.ports.settings.server().external_url):
+                        raise HttpError(403, "cross-site login refused")
+                elif method in WRITES:
                     self.authorize(request)
                 return handler(request)
             except HttpError as e:
@@ -392,7 +475,13 @@ class ApiServer:
         secret = self.ports.settings.server().token
         return secret.get_secret_value() if secret is not None else ""
 
+    def _read_token(self) -> str:
+        secret = self.ports.settings.server().read_token
+        return secret.get_secret_value() if secret is not None else ""
+
     def authorize(self, request: Request) -> None:
+        if cross_site(request, self.ports.settings.server().external_url):
+            raise HttpError(403, "cross-site write refused (Origin is not this server)")
         expected = self._token()
         if not expected:  # `token: ${SENTINEL_API_TOKEN:-}` with the variable unset
             if not is_loopback(self.address[0]):

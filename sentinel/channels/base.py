@@ -7,10 +7,11 @@ outbox sender (the one place that retries) decides what happens next.
 
 from __future__ import annotations
 
+import builtins
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
 from pydantic import Field, field_validator
 
@@ -128,6 +129,8 @@ def placeholder(secret: str) -> str | None:
 
 
 class ChannelBase(Strict):
+    if TYPE_CHECKING:  # every channel's schema declares it, as a Literal (the union's tag)
+        type: str
     # The secret fields `check` inspects for empty or placeholder values.
     SECRETS: ClassVar[tuple[str, ...]] = ()
 
@@ -168,5 +171,5 @@ class ChannelKind:
     the placeholder check) and the sender are all read from the registry of these."""
 
     type: str
-    schema: type[ChannelBase]
+    schema: builtins.type[ChannelBase]  # `type` is the field above, in this class
     notifier: Callable[[str, Any], Notifier]

@@ -47,7 +47,7 @@ ZERO_TIME = "0001-01-01T00:00:00Z"
 TEST_HEADER = "X-Sentinel-Test"
 
 
-def _alert(a: Alert, test: bool) -> dict[str, Any]:
+def _alert(a: Alert, test: bool, external_url: str = "") -> dict[str, Any]:
     annotations = dict(a.annotations)
     if test:
         # Receivers display the summary, so that is where a test has to show.
@@ -59,14 +59,16 @@ def _alert(a: Alert, test: bool) -> dict[str, Any]:
         "annotations": annotations,
         "startsAt": templates.starts_at(a),
         "endsAt": (rfc3339(a.resolved_at) if resolved else None) or ZERO_TIME,
-        "generatorURL": a.extra.get("generatorURL", ""),
+        # The alert's row on the status page, as Prometheus links an alert to its expression.
+        "generatorURL": a.extra.get("generatorURL")
+        or (f"{external_url}/#alert-{a.fingerprint}" if external_url else ""),
         "fingerprint": a.fingerprint,
     }
 
 
 def alertmanager_body(n: Notification, max_alerts: int = 0) -> dict[str, Any]:
     """Alertmanager's webhook v4 message, keys in the order Alertmanager writes them."""
-    alerts = [_alert(a, n.test) for a in (*n.firing, *n.resolved)]
+    alerts = [_alert(a, n.test, n.external_url) for a in (*n.firing, *n.resolved)]
     shown = alerts[:max_alerts] if max_alerts else alerts
     return {
         "receiver": n.channel,

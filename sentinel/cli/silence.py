@@ -109,12 +109,12 @@ def run(args: argparse.Namespace) -> int:
             print(f"expired {silence_id}")
         return 0
     silences = _call("GET", f"{api}/api/v1/silences", token) or []
-    rows = [("ID", "STATE", "MATCHERS", "ENDS", "CREATED BY", "COMMENT")]
+    rows: list[tuple[str, ...]] = [("ID", "STATE", "MATCHERS", "ENDS", "CREATED BY", "COMMENT")]
     for s in silences:
         state = s["status"]["state"]
         if state == "expired" and not args.all:
             continue
-        matchers = " ".join(str(Matcher.from_api(m)) for m in s["matchers"])
-        rows.append((s["id"], state, matchers, s["endsAt"], s["createdBy"], s["comment"]))
+        shown = " ".join(str(Matcher.from_api(m)) for m in s["matchers"])
+        rows.append((s["id"], state, shown, s["endsAt"], s["createdBy"], s["comment"]))
     print("\n".join(table(rows)))
     return 0

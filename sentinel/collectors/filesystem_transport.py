@@ -60,8 +60,10 @@ def _read_whole(path: str) -> Any | None:
         time.sleep(0.01)
 
 
-class Channel(filesystem.Channel):  # type: ignore[misc]
-    def _put(self, queue: str, payload: Any, **kwargs: Any) -> None:
+class Channel(filesystem.Channel):
+    # kombu's own filesystem.Channel._put (queue, payload) differs from AbstractChannel's
+    # (queue, message); this one keeps the channel it replaces.
+    def _put(self, queue: str, payload: Any, **kwargs: Any) -> None:  # type: ignore[override]
         name = f"{round(time.monotonic() * 1000)}_{uuid.uuid4()}.{queue}.msg"
         folder = self.data_folder_out
         # A leading dot and no `.msg` ending: no reader's `<ts>_<uuid>.<queue>.msg` matches it.
@@ -75,7 +77,7 @@ class Channel(filesystem.Channel):  # type: ignore[misc]
                 os.unlink(tmp)
             raise ChannelError(f"Cannot add file {name!r} to directory") from exc
 
-    def _get(self, queue: str) -> Any:
+    def _get(self, queue: str, timeout: float | None = None) -> Any:
         wanted = f"{queue}.msg"
         folder = self.data_folder_in
         for filename in sorted(os.listdir(folder)):
@@ -104,5 +106,5 @@ class Channel(filesystem.Channel):  # type: ignore[misc]
         raise Empty()
 
 
-class Transport(filesystem.Transport):  # type: ignore[misc]
+class Transport(filesystem.Transport):
     Channel = Channel

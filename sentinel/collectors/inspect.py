@@ -98,7 +98,9 @@ def _slim(running: dict[str, list[dict[str, Any]]]) -> dict[str, list[dict[str, 
 
 
 def _summary(stats: dict[str, Any], reserved: Any) -> dict[str, Any]:
-    pool = stats.get("pool") if isinstance(stats.get("pool"), dict) else {}
+    pool = stats.get("pool")
+    if not isinstance(pool, dict):
+        pool = {}
     return {
         "pid": stats.get("pid"),
         "concurrency": pool.get("max-concurrency"),

@@ -66,7 +66,9 @@ def fmt_path(path: tuple[Any, ...] | list[Any]) -> str:
 
 
 def _cut(text: str, width: int = 80) -> str:
-    """A user's value in an error line, cut so that one line stays one readable line."""
+    """A user's value in an error line, cut so that one line stays one readable line (a line
+    break in it is shown as \\n: a `token_file: "\\n"` must not split the error in two)."""
+    text = text.replace("\r", "\\r").replace("\n", "\\n")
     return text if len(text) <= width else f"{text[: width - 1]}…"
 
 
@@ -87,7 +89,7 @@ class LimitedLoader(yaml.SafeLoader):
         self._path: list[Any] = []
         self._aliases = 0
 
-    def compose_node(self, parent: Node | None, index: Any) -> Node:
+    def compose_node(self, parent: Node | None, index: Any) -> Node | None:
         # index is the key node for a mapping's value, the position in a sequence, None for a
         # key or the document root: enough to name where a limit was hit.
         if isinstance(index, ScalarNode):
@@ -103,7 +105,7 @@ class LimitedLoader(yaml.SafeLoader):
                 self._aliases += 1
                 if self._aliases > MAX_ALIASES:
                     raise _LimitError(f"{self._here()}: more than {MAX_ALIASES} YAML aliases")
-            return super().compose_node(parent, index)  # type: ignore[no-any-return]
+            return super().compose_node(parent, index)
         finally:
             self._path.pop()
 

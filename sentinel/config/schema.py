@@ -50,7 +50,8 @@ from sentinel.rules.base import RuleBase
 from sentinel.units import brief
 
 # The fields a `<key>_file` may hold: every channel schema's secrets, from the registry.
-SECRET_KEYS = secret_keys(CHANNELS)
+# server.read_token is one too (`read_token_file:`).
+SECRET_KEYS = secret_keys(CHANNELS) | {"read_token"}
 
 # --- celery, evaluation, storage, server, limits -------------------------------------------
 
@@ -104,16 +105,29 @@ class EvaluationConfig(Strict):
     interval: Period = 15.0
 
 
+class HistoryRetention(Strict):
+    """How much notification history is kept: the maintenance job deletes rows past either."""
+
+    keep: PositiveWait = 30 * 86_400.0
+    # Rows live in the database and its in-memory copy: ~0.5 KiB each, ~10 MiB at the default.
+    max_rows: Annotated[int, Field(ge=1, le=10_000_000)] = 20_000
+
+
 class StorageConfig(Strict):
     path: str = "./sentinel.db"
+    notification_history: HistoryRetention = Field(default_factory=HistoryRetention)
 
 
 class ServerConfig(Strict):
     listen: str = "127.0.0.1:9808"
     token: SecretStr | None = None
-    # Where users reach sentinel (behind a proxy, say): fills Alertmanager's externalURL and
-    # each alert's generatorURL. Default: http://<listen>.
+    # Where users reach sentinel (links in pages; its path is the prefix behind a proxy).
+    # It fills Alertmanager's externalURL and each alert's generatorURL.
     external_url: str | None = None
+    read_token: SecretStr | None = None  # protects the page and reads (Bearer, or the page's form)
+    basic_auth_file: str | None = None  # htpasswd-style `user:bcrypt-hash` lines
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
 
     @field_validator("external_url")
     @classmethod
@@ -121,14 +135,32 @@ class ServerConfig(Strict):
         if v is None:
             return v
         scheme, sep, rest = v.partition("://")
-        if scheme not in ("http", "https") or not sep or not rest.split("/")[0]:
-            raise ValueError(f"expected an http:// or https:// URL, got {brief(v)}")
+        if scheme not in ("http", "https") or not sep or not rest or rest.startswith("/"):
+            raise ValueError(f"expected http(s)://host[:port][/path], got {brief(v)}")
         return v.rstrip("/")
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> ServerConfig:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("tls_cert_file and tls_key_file go together")
+        return self
+
+    @property
+    def path_prefix(self) -> str:
+        """The path of external_url ("" or "/sentinel"): where a reverse proxy mounts us."""
+        if not self.external_url:
+            return ""
+        rest = self.external_url.partition("://")[2]
+        _host, slash, path = rest.partition("/")
+        return f"/{path}".rstrip("/") if slash else ""
 
     @property
     def base_url(self) -> str:
-        """external_url, or http://<listen> without one (no trailing slash)."""
-        return self.external_url or f"http://{self.listen}"
+        """external_url, or http(s)://<listen> when it is not set."""
+        if self.external_url:
+            return self.external_url
+        scheme = "https" if self.tls_cert_file else "http"
+        return f"{scheme}://{self.listen}"
 
     @field_validator("listen")
     @classmethod
@@ -161,11 +193,18 @@ class LimitsConfig(Strict):
     max_inflight_tasks: InflightCap = 200_000
     max_running_tasks: InflightCap = 100_000  # started, not finished (stuck_task, lost_task)
     max_lost_tasks: InflightCap = 10_000  # lost with their worker, kept for lost_task's window
+    # /metrics' task label sets: (name, hostname, queue_name), and each exception class seen
+    # failing one; ~1 KiB each. Past it, new ones are counted as dropped (metric_label_cap).
+    max_metric_label_sets: SeriesCap = 20_000
     bucket: BucketWidth = 10.0  # width of one time bucket in windows
     worker_retention: Wait = 3600.0  # forget a worker this long after it was last alive
     # Budget for the windows' counters and latency bins (all task names together); past it the
     # oldest time bucket of every series is forgotten first, counted as dropped.
     max_window_mib: MemoryMiB = 48
+    # The status page's value history: one ring of `history_points` evaluations per alert label
+    # set (and per queue), at most `max_history_series` of them; about 5 bytes a point.
+    max_history_series: SeriesCap = 10_000
+    history_points: Annotated[int, Field(ge=2, le=10_000)] = 240
 
 
 # --- rules -----------------------------------------------------------------------------------
@@ -318,13 +357,13 @@ else:
 
 
 class Config(Strict):
-    celery: CeleryConfig = Field(default_factory=CeleryConfig)
+    celery: CeleryConfig = Field(default_factory=lambda: CeleryConfig.model_validate({}))
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     storage: StorageConfig = Field(default_factory=StorageConfig)
     server: ServerConfig = Field(default_factory=ServerConfig)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     record: RecordConfig | None = None
-    defaults: Defaults = Field(default_factory=Defaults)
+    defaults: Defaults = Field(default_factory=lambda: Defaults.model_validate({}))
     rules: tuple[RuleSpec, ...] = ()
     route: Route | None = None
     inhibit: tuple[InhibitRule, ...] = ()

@@ -85,7 +85,7 @@ class Transaction:
 def _connect(path: str) -> sqlite3.Connection:
     conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
     conn.row_factory = sqlite3.Row
-    # What migration 006 computes that SQL cannot: alert fingerprints from labels.
+    # What migration 005 computes that SQL cannot: alert fingerprints from labels.
     for name, function in sql_functions().items():
         conn.create_function(name, 1, function, deterministic=True)
     return conn

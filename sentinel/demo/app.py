@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import os
 import random
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
 from celery import Celery
+from celery.signals import worker_shutting_down
 
 from sentinel.collectors.filesystem_transport import TRANSPORT
 
@@ -20,6 +22,7 @@ from sentinel.collectors.filesystem_transport import TRANSPORT
 BROKER_URL = "filesystem://localhost/"
 DEFAULT_QUEUE = "default"
 BULK_QUEUE = "images"
+LEGACY_QUEUE = "legacy"  # what an old release still sends to; no worker consumes it any more
 ENV_DIR = "SENTINEL_DEMO_DIR"
 
 
@@ -52,7 +55,10 @@ def make_app(root: Path) -> Celery:
         broker_connection_retry_on_startup=True,
         result_backend=None,
         task_default_queue=DEFAULT_QUEUE,
-        task_routes={"demo.resize_image": {"queue": BULK_QUEUE}},
+        task_routes={
+            "demo.resize_image": {"queue": BULK_QUEUE},
+            "demo.legacy_sync": {"queue": LEGACY_QUEUE},
+        },
         task_send_sent_event=True,
         worker_send_task_events=True,
         # One message at a time per thread, so a burst waits in the broker where it is seen.
@@ -89,6 +95,32 @@ def charge_card(order: int, fail_ratio: float = 0.3) -> int:
 def render_report(report: int, seconds: float = 2.5) -> int:
     time.sleep(seconds)
     return report
+
+
+# Set when this worker begins a warm shutdown, so a hung task does not hold the demo's stop.
+_shutting_down = threading.Event()
+
+
+@worker_shutting_down.connect
+def _on_shutdown(**_kw: Any) -> None:
+    _shutting_down.set()
+
+
+@app.task(name="demo.export_archive")
+def export_archive(seconds: float = 600.0) -> None:
+    """Hangs (a lock never released, a socket never answered): the stuck task, and the lost one
+    once its worker is killed under it. Returns when its worker is asked to stop."""
+    _shutting_down.wait(seconds)
+
+
+@app.task(name="demo.nightly_digest")
+def nightly_digest() -> None:
+    """What the demo's stand-in for celery beat sends every 2 s, until beat stops."""
+
+
+@app.task(name="demo.legacy_sync")
+def legacy_sync(n: int) -> int:
+    return n
 
 
 @app.task(name="demo.resize_image")

@@ -44,8 +44,7 @@ def main(argv: Sequence[str]) -> int:
         )
     elif os.getppid() != parent:
         return 1  # the demo died between our fork and prctl: the signal will never come
-    os.execvp(command[0], command)
-    return 127  # not reached: execvp raises on failure
+    os.execvp(command[0], command)  # replaces this process, or raises
 
 
 if __name__ == "__main__":

@@ -442,7 +442,9 @@ def _read(path: Path) -> bytes:
 
 
 def _describe(payload: dict[str, Any]) -> str:
-    alerts = payload.get("alerts") if isinstance(payload.get("alerts"), list) else []
+    alerts = payload.get("alerts")
+    if not isinstance(alerts, list):
+        alerts = []
     group = payload.get("groupLabels") or {}
     name = group.get("alertname") if isinstance(group, dict) else None
     return (

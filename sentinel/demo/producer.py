@@ -1,7 +1,9 @@
 """The demo's traffic (`python -m sentinel.demo.producer --t0 EPOCH`): runs until SIGTERM.
 
-Steady: 4 fast emails/s, 2 card charges/s (~30% declined), a 2.5-5 s report every 2.5 s.
-On the scenario's schedule: a burst of image jobs onto the one-thread images worker.
+Steady: 4 fast emails/s, 2 card charges/s (~30% declined), a 2.5-5 s report every 2.5 s, and
+demo.nightly_digest every 2 s until the timeline's beat_stops_at. On the scenario's schedule:
+a burst of image jobs onto the one-thread images worker. Once: a task that hangs, and a few
+messages onto the queue nobody consumes.
 """
 
 from __future__ import annotations
@@ -14,7 +16,15 @@ import threading
 import time
 from typing import Any
 
-from sentinel.demo.app import charge_card, render_report, resize_image, send_email
+from sentinel.demo.app import (
+    charge_card,
+    export_archive,
+    legacy_sync,
+    nightly_digest,
+    render_report,
+    resize_image,
+    send_email,
+)
 from sentinel.demo.scenario import Timeline
 
 TICK = 0.25
@@ -34,6 +44,7 @@ def main() -> int:
     parent = os.getppid()
     timeline = Timeline()
     bursts = [at for at, action in timeline.schedule(24 * 3600.0) if action == "burst"]
+    once = {"hang": timeline.hang_at, "legacy": timeline.legacy_at}
     tick = 0
     while not stop.is_set():
         # Orphaned (the demo was SIGKILLed): nobody will stop us, so stop ourselves.
@@ -45,6 +56,18 @@ def main() -> int:
             charge_card.delay(tick)
         if tick % 10 == 0:
             render_report.delay(tick, seconds=round(random.uniform(2.5, 5.0), 2))
+        if tick % 8 == 0 and elapsed < timeline.beat_stops_at:
+            nightly_digest.delay()
+        for what, at in list(once.items()):
+            if at <= elapsed:
+                del once[what]
+                if what == "hang":
+                    export_archive.delay()
+                    print("demo.export_archive sent: it will hang", flush=True)
+                else:
+                    for i in range(5):
+                        legacy_sync.delay(i)
+                    print("5 demo.legacy_sync sent to a queue nobody consumes", flush=True)
         while bursts and bursts[0] <= elapsed:
             bursts.pop(0)
             for i in range(timeline.burst_size):

@@ -1,7 +1,9 @@
 """What the demo does and when, and the sentinel config tuned to catch it within a minute.
 
 Each cycle: steady traffic throughout; a burst of image jobs that backs up their queue; one
-worker killed (SIGKILL, as a crash or OOM kill would) and brought back a little later.
+worker killed (SIGKILL, as a crash or OOM kill would) and brought back a little later. Once, at
+the start: a task that hangs on that worker (stuck, then lost with it), a "beat" that sends a
+periodic task every 2 s and then stops, and messages sent to a queue no worker consumes.
 The thresholds below are picked against that traffic, so every rule kind fires in the first
 cycle and the worker alerts resolve in it too.
 """
@@ -12,7 +14,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from sentinel.demo.app import BROKER_URL, BULK_QUEUE, DEFAULT_QUEUE, transport_options
+from sentinel.demo.app import BROKER_URL, BULK_QUEUE, DEFAULT_QUEUE, LEGACY_QUEUE, transport_options
 
 KILLED_WORKER = "w1"
 
@@ -26,6 +28,10 @@ class Timeline:
     burst_size: int = 120
     kill_at: float = 30.0
     revive_at: float = 45.0
+    # Once, in the first cycle (the producer's doing).
+    hang_at: float = 3.0  # demo.export_archive starts and never finishes
+    beat_stops_at: float = 15.0  # demo.nightly_digest, sent every 2 s until then
+    legacy_at: float = 5.0  # demo.legacy_sync x 5 onto a queue nobody consumes
 
     def schedule(self, until: float) -> list[tuple[float, str]]:
         """(seconds since the scenario started, action) up to `until`, in order."""
@@ -54,7 +60,7 @@ def config_text(root: Path, api_port: int, webhook_url: str) -> str:
 celery:
   broker_url: {BROKER_URL}
   broker_transport_options: {q(transport_options(root))}
-  queues: [{DEFAULT_QUEUE}, {BULK_QUEUE}]
+  queues: [{DEFAULT_QUEUE}, {BULK_QUEUE}, {LEGACY_QUEUE}]
   inspect_interval: 10s         # liveness comes from 2s heartbeats; this is the backstop
   inspect_timeout: 1s
   enable_events: true
@@ -111,6 +117,31 @@ rules:
     window: 1m
     min_count: 3
     severity: warning
+
+  - name: StuckTask
+    kind: stuck_task
+    tasks: ["demo.*"]
+    running_for: 12s            # demo.export_archive hangs from 3s
+    severity: warning
+
+  - name: LostTask
+    kind: lost_task
+    tasks: ["demo.*"]
+    window: 5m                  # w1 is killed while it runs demo.export_archive
+    severity: error
+
+  - name: BeatMissed
+    kind: periodic_task
+    tasks: ["demo.nightly_digest"]
+    every: 2s                   # the demo's stand-in for beat stops at 15s
+    grace: 3s
+    severity: error
+
+  - name: QueueUnconsumed
+    kind: queue_unconsumed
+    queues: ["{LEGACY_QUEUE}"]        # an old release still sends there; no worker consumes it
+    for: 3s
+    severity: error
 
 route:
   channels: [log, pager]

@@ -113,11 +113,12 @@ class Story:
         )
         if episodes:
             width = max(len(instance(r.labels)) for r in fired)
-            lines.append(f"  {'ALERT':<{width}}  {'KIND':<15}  FIRED  RESOLVED")
+            kind = max(len(r.kind or "?") for r in fired)
+            lines.append(f"  {'ALERT':<{width}}  {'KIND':<{kind}}  FIRED  RESOLVED")
             for fired_at, r, resolved_at in episodes:
                 resolved = clock(resolved_at) if resolved_at is not None else "still firing"
                 lines.append(
-                    f"  {instance(r.labels):<{width}}  {r.kind or '?':<15}  "
+                    f"  {instance(r.labels):<{width}}  {r.kind or '?':<{kind}}  "
                     f"{clock(fired_at)}  {resolved}"
                 )
         else:

@@ -8,6 +8,7 @@ Every function here runs under the store's lock, for every event Celery sends.
 
 from __future__ import annotations
 
+import re
 from typing import Any, Protocol
 
 from sentinel.facts.coverage import Coverage
@@ -16,7 +17,17 @@ from sentinel.facts.periodic import PeriodicSeen
 from sentinel.facts.queue_flow import QueueFlows
 from sentinel.facts.restarts import Restarts
 from sentinel.facts.running import RunningTasks
-from sentinel.facts.tasks import RECEIVED_AT, SENT_AT, SERIES, STARTED_AT, TaskSeries
+from sentinel.facts.tasks import (
+    QUEUE,
+    QUEUE_WAIT_HIST,
+    RECEIVED_AT,
+    RUNTIME_HIST,
+    SENT_AT,
+    SERIES,
+    STARTED_AT,
+    TaskMetrics,
+    TaskSeries,
+)
 from sentinel.facts.windows import (
     FAILED,
     QUEUE_WAIT,
@@ -71,9 +82,31 @@ KNOWN_TYPES = (
 )
 
 
+# An exception's repr as Celery sends it ("KeyError('x')"): its class name is the label.
+_EXCEPTION_CLASS = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\(")
+MAX_LABEL = 128  # characters of a hostname, queue or exception label value
+
+
 def valid_id(value: object) -> bool:
     """A uuid, task name or hostname that may become a map key."""
     return isinstance(value, str) and 0 < len(value) <= MAX_ID
+
+
+def host_label(hostname: Any) -> str:
+    """celery-exporter's `hostname` label: the host part of a node name ("w1@web-3" ->
+    "web-3", Celery's nodesplit), so a producer's per-process name ("gen531@web-3") is one
+    label value, not one per process."""
+    if not isinstance(hostname, str):
+        return ""
+    return hostname.partition("@")[2][:MAX_LABEL] if "@" in hostname else hostname[:MAX_LABEL]
+
+
+def exception_label(exception: Any) -> str:
+    """celery-exporter's `exception` label: the class name alone, never the message (which
+    would make a label value per failure)."""
+    if isinstance(exception, str) and (m := _EXCEPTION_CLASS.match(exception)):
+        return m.group(1)[:MAX_LABEL]
+    return "UnknownException"
 
 
 class Facts(Protocol):
@@ -93,6 +126,21 @@ class Facts(Protocol):
     def series(self, name: Any) -> TaskSeries | None: ...
     def worker(self, hostname: Any, now: float, count: bool = True) -> WorkerState | None: ...
     def track(self, uuid: str, entry: list[Any]) -> None: ...
+    def metrics(self, key: tuple[str, str, str], now: float) -> TaskMetrics | None: ...
+    def may_add_exception(self, metrics: TaskMetrics, exception: str) -> bool: ...
+
+
+def _queue(facts: Facts, entry: list[Any] | None, hostname: Any) -> str:
+    """The queue a task came from: what task-sent said, else the one queue its worker consumes
+    (a worker takes tasks only from its queues), else "" (unknown: Celery sends no task-sent
+    event unless task_send_sent_event is set)."""
+    if entry is not None and (known := entry[QUEUE]):
+        return str(known)
+    worker = facts.workers.get(hostname) if isinstance(hostname, str) else None
+    queue = worker.queues[0][:MAX_LABEL] if worker is not None and len(worker.queues) == 1 else ""
+    if entry is not None:
+        entry[QUEUE] = queue
+    return queue
 
 
 def apply(facts: Facts, event: dict[str, Any], now: float) -> None:
@@ -115,8 +163,9 @@ def apply(facts: Facts, event: dict[str, Any], now: float) -> None:
     uuid = event["uuid"]
     if not valid_id(uuid):
         raise TypeError(f"uuid {uuid!r}")
-    ts: float | None = float(event["timestamp"])
-    if not now - MAX_SKEW <= ts <= now + MAX_SKEW:  # NaN fails too
+    stamp = float(event["timestamp"])
+    ts: float | None = stamp
+    if not now - MAX_SKEW <= stamp <= now + MAX_SKEW:  # NaN fails too
         ts = None  # unknowable: its latencies are not observed
         facts.ignored.timestamp += 1
     runtime = event.get("runtime")
@@ -127,6 +176,7 @@ def apply(facts: Facts, event: dict[str, Any], now: float) -> None:
             facts.ignored.runtime += 1
     inflight = facts.inflight
 
+    hostname = event.get("hostname")
     if code in (RECEIVED, SENT):
         series = facts.series(event["name"])
         if series is None:  # series() counted why
@@ -136,7 +186,9 @@ def apply(facts: Facts, event: dict[str, Any], now: float) -> None:
         series.totals[code] += 1
         facts.periodic.saw(series.name, code == SENT, now)
         if code == SENT:
-            facts.track(uuid, [series, ts, None, None])
+            queue = event.get("queue")
+            queue = queue[:MAX_LABEL] if isinstance(queue, str) else ""
+            facts.track(uuid, [series, ts, None, None, queue])
         else:
             # The queues of the worker that took it moved (task events do not name the queue).
             taker = facts.workers.get(event.get("hostname"))  # type: ignore[arg-type]
@@ -144,15 +196,19 @@ def apply(facts: Facts, event: dict[str, Any], now: float) -> None:
                 facts.flows.taken(taker.queues, now)
             entry = inflight.get(uuid)
             if entry is None:
-                facts.track(uuid, [series, None, ts, None])
+                entry = [series, None, ts, None, ""]
+                facts.track(uuid, entry)
             else:
                 entry[RECEIVED_AT] = ts
+            queue = _queue(facts, entry, hostname)
+        if (metrics := facts.metrics((series.name, host_label(hostname), queue), now)) is not None:
+            metrics.count(code, now)
         by_type[kind] += 1
         return
 
     if code == STARTED:
         # A worker past the cap is counted by its heartbeats, not by each task it runs.
-        worker = facts.worker(event.get("hostname"), now, count=False)
+        worker = facts.worker(hostname, now, count=False)
         if worker is not None:
             worker.last_task_started = now
             worker.last_activity = now
@@ -168,9 +224,15 @@ def apply(facts: Facts, event: dict[str, Any], now: float) -> None:
         ring.counters[ring.slot(now) + STARTED] += 1
         series.totals[STARTED] += 1
         entry[STARTED_AT] = ts
+        key = (series.name, host_label(hostname), _queue(facts, entry, hostname))
+        metrics = facts.metrics(key, now)
+        if metrics is not None:
+            metrics.count(STARTED, now)
         queued = entry[SENT_AT] if entry[SENT_AT] is not None else entry[RECEIVED_AT]
         if queued is not None and ts is not None:
             series.observe_newest(QUEUE_WAIT, ts - queued)
+            if metrics is not None:
+                metrics.observe(QUEUE_WAIT_HIST, ts - queued)
         by_type[kind] += 1
         return
 
@@ -185,10 +247,21 @@ def apply(facts: Facts, event: dict[str, Any], now: float) -> None:
         ring.counters[ring.slot(now) + code] += 1
         series.totals[code] += 1
         started = entry[STARTED_AT]
+        key = (series.name, host_label(hostname), _queue(facts, entry, hostname))
+        metrics = facts.metrics(key, now)
+        if metrics is not None:
+            if code == FAILED:
+                exception = exception_label(event.get("exception"))
+                if facts.may_add_exception(metrics, exception):
+                    metrics.fail(exception, now)
+            else:
+                metrics.count(code, now)
+        if runtime is None and started is not None and ts is not None:
+            runtime = ts - started
         if runtime is not None:
             series.observe_newest(RUNTIME, runtime)
-        elif started is not None and ts is not None:
-            series.observe_newest(RUNTIME, ts - started)
+            if metrics is not None:
+                metrics.observe(RUNTIME_HIST, runtime)
         if ts is not None:
             queued = entry[SENT_AT] if entry[SENT_AT] is not None else entry[RECEIVED_AT]
             if queued is not None:
@@ -212,6 +285,9 @@ def apply(facts: Facts, event: dict[str, Any], now: float) -> None:
         if series is None:  # series() counted why
             return
     series.count(code, now)
+    key = (series.name, host_label(hostname), _queue(facts, entry, hostname))
+    if (metrics := facts.metrics(key, now)) is not None:
+        metrics.count(code, now)
     by_type[kind] += 1
 
 

@@ -11,6 +11,7 @@ class Drops:
     workers: int = 0
     queues: int = 0
     inflight: int = 0
+    label_sets: int = 0  # task metrics not kept past max_metric_label_sets (the event counted)
     malformed: int = 0
     unknown_task: int = 0
     buckets: int = 0  # time buckets forgotten early to stay within max_window_bytes
@@ -31,6 +32,7 @@ class Drops:
             "worker_cap": self.workers,
             "queue_cap": self.queues,
             "inflight_cap": self.inflight,
+            "metric_label_cap": self.label_sets,
             "malformed": self.malformed,
             "unknown_task": self.unknown_task,
             "window_budget": self.buckets,

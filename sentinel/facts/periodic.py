@@ -32,7 +32,8 @@ class PeriodicSeen:
         self.received: dict[str, float] = {}
         self.remembered: dict[str, Remembered] = {}
         self.schedule: dict[str, float] = {}  # task name -> period, from the app's beat_schedule
-        self.watched: dict[str, None] = {}  # names a periodic rule evaluates: written back
+        # Names a periodic rule evaluates (written back), with their every + grace.
+        self.watched: dict[str, float] = {}
 
     def saw(self, name: str, sent: bool, now: float) -> None:
         """A task-sent (sent) or task-received event of this name. On every such event."""
@@ -42,9 +43,9 @@ class PeriodicSeen:
             return
         seen[name] = now
 
-    def watch(self, name: str) -> None:
-        if name not in self.watched and len(self.watched) < self.max_names:
-            self.watched[name] = None
+    def watch(self, name: str, period: float) -> None:
+        if name in self.watched or len(self.watched) < self.max_names:
+            self.watched[name] = period
 
     def last_seen(self, name: str) -> tuple[float | None, bool]:
         """(when it was last seen in this run, whether that is a sent event).
@@ -87,6 +88,15 @@ class PeriodicSeen:
                     continue
                 seen, by_sent = remembered.seen_at, remembered.by_sent
             out.append((name, seen, by_sent, now))
+        return out
+
+    def changes(self, now: float) -> list[tuple[str, float, bool, bool]]:
+        """What a write of rows() would tell the next run that the last one did not: each
+        watched name's last sighting, and whether it is overdue by now (the restart rule reads
+        checked_at only against that deadline)."""
+        out = []
+        for name, seen, by_sent, _ in self.rows(now):
+            out.append((name, seen, by_sent, now > seen + self.watched[name]))
         return out
 
     def names(self) -> list[str]:

@@ -29,8 +29,8 @@ class SqlitePeriodicRepo:
         }
 
     def save(self, rows: Iterable[tuple[str, float, bool, float]]) -> None:
-        rows = [(task, seen, int(by_sent), checked) for task, seen, by_sent, checked in rows]
-        if not rows:
+        packed = [(task, seen, int(by_sent), checked) for task, seen, by_sent, checked in rows]
+        if not packed:
             return
         with self.db.transaction() as conn:
             conn.executemany(

@@ -25,7 +25,7 @@ from sentinel.facts.queue_flow import QueueFlows, consumed
 from sentinel.facts.restarts import Restarts
 from sentinel.facts.running import RunningTasks
 from sentinel.facts.sketch import Sketch
-from sentinel.facts.tasks import TaskSeries
+from sentinel.facts.tasks import TaskMetrics, TaskSeries
 from sentinel.facts.workers import WorkerState
 from sentinel.ratelog import RateLimitedLog
 
@@ -72,6 +72,7 @@ class FactStore:
         max_workers: int = 2_000,
         max_queues: int = 2_000,
         max_inflight: int = 200_000,
+        max_metric_label_sets: int = 20_000,
         worker_retention: float = 3600.0,
         max_window_bytes: int | None = None,
         max_running: int = 100_000,
@@ -84,6 +85,7 @@ class FactStore:
         self.max_workers = max_workers
         self.max_queues = max_queues
         self.max_inflight = max_inflight
+        self.max_metric_label_sets = max_metric_label_sets
         self.worker_retention = worker_retention
         self.max_window_bytes = max_window_bytes
         self.window_bytes = 0  # as of the last prune()
@@ -92,6 +94,11 @@ class FactStore:
         # order = age, so when full the oldest goes first (track()).
         self.inflight: dict[str, list[Any]] = {}
         self.workers: dict[str, WorkerState] = {}
+        # /metrics' task families by (name, hostname, queue_name): their own map, so that past
+        # its cap the rules (which read `tasks`) still see every event. `label_sets` counts
+        # its entries plus every (entry, exception) pair, against max_metric_label_sets.
+        self.task_metrics: dict[tuple[str, str, str], TaskMetrics] = {}
+        self.label_sets = 0
         self.queues: dict[str, QueueDepth] = {}
         self.probes: dict[str, Probe] = {}
         # The facts of the Celery-native kinds, each map behind its own cap and drop count.
@@ -158,6 +165,28 @@ class FactStore:
             worker = self.workers[hostname] = WorkerState(hostname, first_seen=now)
             worker.last_activity = now
         return worker
+
+    def metrics(self, key: tuple[str, str, str], now: float) -> TaskMetrics | None:
+        """The metrics of a (name, hostname, queue_name), made on first sight unless past the
+        cap (then counted: the event still counts in the series the rules read)."""
+        metrics = self.task_metrics.get(key)
+        if metrics is None:
+            if self.label_sets >= self.max_metric_label_sets:
+                self.drops.label_sets += 1
+                return None
+            metrics = self.task_metrics[key] = TaskMetrics(now)
+            self.label_sets += 1
+        return metrics
+
+    def may_add_exception(self, metrics: TaskMetrics, exception: str) -> bool:
+        """Whether a task-failed with this exception class can have its own label set."""
+        if metrics.exceptions is not None and exception in metrics.exceptions:
+            return True
+        if self.label_sets >= self.max_metric_label_sets:
+            self.drops.label_sets += 1
+            return False
+        self.label_sets += 1
+        return True
 
     def track(self, uuid: str, entry: list[Any]) -> None:
         """Start tracking a task in flight; when full, the oldest (most likely a task whose
@@ -257,7 +286,9 @@ class FactStore:
                         continue
                     q = self.queues[name] = QueueDepth(name, depth, consumers, now)
                 q.depth, q.consumers, q.at, q.error = depth, consumers, now, None
-                served = consumed(name, consumers, self.workers, self.inspect_ok(), now)
+                # Served by a live worker listing it (queue_stalled's consumers): a stopped
+                # process keeps its RabbitMQ consumer, but is a dead worker, not a stall.
+                served = consumed(name, None, self.workers, self.inspect_ok(), now)
                 self.flows.measured(name, depth, served, now)
             for name, error in errors.items():
                 q = self.queues.get(name)
@@ -349,7 +380,7 @@ class FactStore:
         counts = cache.get(key)
         if counts is None:
             counts = cache[key] = series.ring.counts(window, now)
-        return counts  # type: ignore[no-any-return]
+        return counts
 
     def window_quantile(
         self, series: TaskSeries, measure: int, window: float, now: float, q: float
@@ -368,7 +399,7 @@ class FactStore:
         sketch = cache.get(key)
         if sketch is None:
             sketch = cache[key] = series.ring.sketch(measure, window, now)
-        return sketch  # type: ignore[no-any-return]
+        return sketch
 
     def known_queues(self, configured: tuple[str, ...]) -> list[str]:
         with self.lock:
@@ -391,10 +422,22 @@ class FactStore:
             ]
             for hostname in gone:
                 del self.workers[hostname]
+            # Also when no rule reads them: a dead worker's entries must not wait for the cap.
+            self.running.sweep(
+                lambda h: (w := self.workers.get(h)) is not None and w.alive(now), now
+            )
             self.running.prune(now, self.fact_retention)
             self.restarts.prune(now, self.fact_retention)
             self.coverage.forget(set(self.workers))
             self.flows.forget(set(self.queues))
+            # A (name, hostname, queue) nothing happened to for as long as a worker is kept
+            # after it leaves: short-lived hosts (pods) must not grow /metrics forever.
+            idle = [
+                k for k, m in self.task_metrics.items() if now - m.seen_at > self.worker_retention
+            ]
+            for key in idle:
+                metrics = self.task_metrics.pop(key)
+                self.label_sets -= 1 + len(metrics.exceptions or ())
             for series in self.tasks.values():
                 series.ring.trim(now)
             # Buckets this old left every window (and the rings) more than SLACK ago.

@@ -326,7 +326,8 @@ class Ring:
             and m[1] <= now
             and m[2] + self.width > now - window
         ):
-            return m[3]
+            counts: list[int] = m[3]
+            return counts
         # A changed series is answered from the running sums: two rows subtracted and the
         # newest bucket added, the same integers a re-sum of the window's buckets gives.
         lo, hi = self._span(window, now)
@@ -358,7 +359,8 @@ class Ring:
             and kept[1] <= now
             and kept[2] + self.width > now - window
         ):
-            return kept[3]
+            kept_answer: tuple[float | None, int] = kept[3]
+            return kept_answer
         lo, hi = self._span(window, now)
         if hi <= lo:
             answer: tuple[float | None, int] = (None, 0)

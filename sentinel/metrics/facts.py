@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from prometheus_client.core import (
@@ -23,11 +24,13 @@ from prometheus_client.utils import floatToGoString
 
 from sentinel.clock import Clock
 from sentinel.facts.store import FactStore
-from sentinel.facts.tasks import HISTOGRAM_BOUNDS, TaskSeries
-from sentinel.facts.windows import COUNTERS
+from sentinel.facts.tasks import HISTOGRAM_BOUNDS, TaskMetrics
+from sentinel.facts.windows import COUNTERS, FAILED, SENT
 from sentinel.metrics.sliced import Sliced
 
-BATCH = 250  # tasks copied per hold of the store lock, and formatted per slice
+BATCH = 250  # label sets copied per hold of the store lock, and formatted per slice
+TASK_LABELS = ["name", "hostname", "queue_name"]
+Key = tuple[str, str, str]
 _LE = [floatToGoString(b) for b in HISTOGRAM_BOUNDS] + ["+Inf"]
 
 _COUNTER_HELP = {
@@ -80,9 +83,9 @@ class FactsCollector(Collector):
                 workers=sorted((h, w.alive(now), w.active) for h, w in store.workers.items()),
                 queues=sorted((q.name, q.depth) for q in store.queues.values()),
             )
-            names = sorted(store.tasks)
+            keys = sorted(store.task_metrics)
         yield from self._small(small)
-        yield from self._tasks(names)
+        yield from self._tasks(keys)
 
     # -- the small families ----------------------------------------------------------------
 
@@ -149,29 +152,74 @@ class FactsCollector(Collector):
 
     # -- the per-task families -------------------------------------------------------------
 
-    def _tasks(self, names: list[str]) -> Iterator[Metric]:
+    def _tasks(self, keys: list[Key]) -> Iterator[Metric]:
+        # celery-exporter's shape: a label set only ever sent (seen from a producer) shows
+        # task_sent alone; one a worker touched shows every counter, 0 included, so a
+        # failure ratio has both sides from the first task.
         for slot, counter in enumerate(COUNTERS):
+            if slot == FAILED:
+                yield Sliced(_failed, self._batches(keys, _failures), _add_failures)
+                continue
             yield Sliced(
                 _counter(counter),
-                self._batches(names, lambda name, s, i=slot: (name, s.totals[i])),
-                lambda family, row: family.add_metric([row[0]], row[1]),
+                self._batches(keys, partial(_count, slot=slot)),
+                _add_count,
             )
         for index, (name, documentation) in enumerate(_HISTOGRAMS):
             yield Sliced(
                 _histogram(name, documentation),
-                self._batches(names, lambda n, s, i=index: (n, list(s.histograms[i]))),
+                self._batches(keys, partial(_histogram_copy, index=index)),
                 _add_histogram,
             )
 
-    def _batches(
-        self, names: list[str], copy: Callable[[str, TaskSeries], Any]
-    ) -> Iterator[list[Any]]:
+    def _batches(self, keys: list[Key], copy: Callable[[TaskMetrics], Any]) -> Iterator[list[Any]]:
         store = self.store
-        for start in range(0, len(names), BATCH):
+        for start in range(0, len(keys), BATCH):
             with store.lock:  # copied under the lock, formatted outside it
-                tasks = store.tasks
-                rows = [copy(name, tasks[name]) for name in names[start : start + BATCH]]
+                live = store.task_metrics
+                rows = [
+                    (key, copy(m))
+                    for key in keys[start : start + BATCH]
+                    if (m := live.get(key)) is not None  # pruned since the scrape began
+                ]
             yield rows
+
+
+def _worker_side(m: TaskMetrics) -> bool:
+    return any(n for slot, n in enumerate(m.totals) if slot != SENT)
+
+
+def _count(m: TaskMetrics, slot: int) -> int | None:
+    n = m.totals[slot]
+    return n if n or _worker_side(m) else None
+
+
+def _histogram_copy(m: TaskMetrics, index: int) -> list[float]:
+    return list(m.histograms[index])
+
+
+def _add_count(family: CounterMetricFamily, row: tuple[Key, int | None]) -> None:
+    key, n = row
+    if n is not None:
+        family.add_metric(key, n)
+
+
+def _failures(m: TaskMetrics) -> list[tuple[str, int]]:
+    if m.exceptions:
+        return sorted(m.exceptions.items())
+    return [("", 0)] if _worker_side(m) else []
+
+
+def _failed() -> CounterMetricFamily:
+    return CounterMetricFamily(
+        "celery_task_failed", _COUNTER_HELP["failed"], labels=[*TASK_LABELS, "exception"]
+    )
+
+
+def _add_failures(family: CounterMetricFamily, row: tuple[Key, list[tuple[str, int]]]) -> None:
+    key, failures = row
+    for exception, n in failures:
+        family.add_metric([*key, exception], n)
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,17 +236,17 @@ class _Small:
 
 def _counter(counter: str) -> Callable[[], CounterMetricFamily]:
     return lambda: CounterMetricFamily(
-        f"celery_task_{counter}", _COUNTER_HELP[counter], labels=["name"]
+        f"celery_task_{counter}", _COUNTER_HELP[counter], labels=TASK_LABELS
     )
 
 
 def _histogram(name: str, documentation: str) -> Callable[[], HistogramMetricFamily]:
-    return lambda: HistogramMetricFamily(name, documentation, labels=["name"])
+    return lambda: HistogramMetricFamily(name, documentation, labels=TASK_LABELS)
 
 
-def _add_histogram(family: HistogramMetricFamily, row: tuple[str, list[float]]) -> None:
+def _add_histogram(family: HistogramMetricFamily, row: tuple[Key, list[float]]) -> None:
     """hist: per-bound counts (the +Inf bucket last), then the sum; Prometheus wants cumulative."""
-    name, hist = row
+    key, hist = row
     counts, total = hist[:-1], hist[-1]
     if not any(counts):
         return  # a task only ever sent (by a producer) has no latency to show
@@ -207,4 +255,4 @@ def _add_histogram(family: HistogramMetricFamily, row: tuple[str, list[float]]) 
     for le, n in zip(_LE, counts, strict=True):
         running += n
         buckets.append((le, running))
-    family.add_metric([name], buckets, total)
+    family.add_metric(key, buckets, total)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from prometheus_client.metrics_core import Metric
 from prometheus_client.samples import Sample
@@ -41,7 +41,7 @@ class Sliced(Metric, Generic[M, R]):
 
 
 class _Samples:
-    def __init__(self, family: Sliced[Metric, object]) -> None:
+    def __init__(self, family: Sliced[Any, Any]) -> None:
         self._family = family
 
     def __iter__(self) -> Iterator[Sample]:

@@ -6,7 +6,7 @@ import json
 import sqlite3
 from dataclasses import dataclass
 
-from sentinel.db.sqlite import Database
+from sentinel.db.sqlite import Database, Transaction
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +33,7 @@ class NotificationLog:
         self.db = db
 
     def get(
-        self, group_key: str, channel: str, conn: sqlite3.Connection | None = None
+        self, group_key: str, channel: str, conn: sqlite3.Connection | Transaction | None = None
     ) -> LogEntry | None:
         sql = "SELECT * FROM nflog WHERE group_key = ? AND channel = ?"
         if conn is not None:
@@ -43,7 +43,7 @@ class NotificationLog:
 
     @staticmethod
     def record(
-        conn: sqlite3.Connection,
+        conn: sqlite3.Connection | Transaction,
         group_key: str,
         channel: str,
         firing: list[str],

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from sentinel.alerts.repo import alert_from_dict, alert_to_dict
-from sentinel.db.sqlite import Database
+from sentinel.db.sqlite import Database, Transaction
 from sentinel.model import Alert, Labels
 from sentinel.notify.nflog import NotificationLog
 
@@ -79,7 +79,7 @@ class Outbox:
 
     @staticmethod
     def put(
-        conn: sqlite3.Connection,
+        conn: sqlite3.Connection | Transaction,
         *,
         group_key: str,
         channel: str,
@@ -126,7 +126,7 @@ class Outbox:
         )
 
     @staticmethod
-    def cancel(conn: sqlite3.Connection, group_key: str, channel: str) -> int:
+    def cancel(conn: sqlite3.Connection | Transaction, group_key: str, channel: str) -> int:
         """Withdraw a queued notification, unless a send of it may have reached the channel
         (under way, or cut off by a crash): that one is delivered and recorded first, so the
         next decision starts from what the channel was really told."""
@@ -234,6 +234,6 @@ class Outbox:
             _sent(conn, row)
 
 
-def _sent(conn: sqlite3.Connection, row: OutboxRow) -> None:
+def _sent(conn: sqlite3.Connection | Transaction, row: OutboxRow) -> None:
     """The send's outcome is known: a newer version left in the row is withdrawable again."""
     conn.execute("UPDATE outbox SET sending_since = NULL WHERE id = ?", (row.id,))

@@ -28,6 +28,7 @@ from sentinel.clock import Clock
 from sentinel.db.sqlite import Database
 from sentinel.links import with_generator_urls
 from sentinel.model import State
+from sentinel.notify.history import Attempt, NotificationHistory, SqliteNotificationHistory, refs
 from sentinel.notify.nflog import NotificationLog
 from sentinel.notify.outbox import Outbox, OutboxRow
 
@@ -67,11 +68,13 @@ class Sender:
         channels: Mapping[str, Any],
         clock: Clock,
         notifiers: Mapping[str, Notifier] | None = None,
+        history: NotificationHistory | None = None,
         external_url: Callable[[], str] = str,
     ) -> None:
         self.db = db
         self.outbox = Outbox(db)
         self.nflog = NotificationLog(db)
+        self.history = history if history is not None else SqliteNotificationHistory(db)
         self.clock = clock
         self.external_url = external_url  # read per send: a reload may change it
         self.channels = dict(channels)
@@ -87,6 +90,7 @@ class Sender:
         delay = retry_delay(row.attempts, retry_after, Backoff(RETRY_BASE, RETRY_CAP))
         self.outbox.retry_later(row, detail, self.clock.now() + delay)
         self._count(row.channel, "retry")
+        self._remember(row, "retry", detail)
         log.warning(
             "notification to %s for %s failed (attempt %d), retrying in %.1fs: %s",
             row.channel,
@@ -102,6 +106,24 @@ class Sender:
             },
         )
         return 0
+
+    def _remember(self, row: OutboxRow, outcome: str, error: str | None = None) -> None:
+        """One line of the notification history for this attempt."""
+        alerts, more = refs(row.alerts)
+        self.history.record(
+            Attempt(
+                at=self.clock.now(),
+                channel=row.channel,
+                group_key=row.group_key,
+                group_labels=row.group_labels,
+                status="firing" if row.status == "firing" else "resolved",
+                alerts=alerts,
+                more_alerts=more,
+                attempt=row.attempts + 1,
+                outcome=outcome,
+                error=error,
+            )
+        )
 
     def _count(self, channel: str, outcome: str) -> None:
         with self._lock:
@@ -277,6 +299,7 @@ class Sender:
             )
             self.outbox.give_up(row, "channel removed")
             self._count(row.channel, "dropped")
+            self._remember(row, "dropped", "channel removed")
             return 0
         last = self.nflog.get(row.group_key, row.channel)
         alerts = row.alerts
@@ -304,6 +327,7 @@ class Sender:
         except Permanent as e:
             self.outbox.give_up(row, e.detail)
             self._count(row.channel, "failed")
+            self._remember(row, "failed", e.detail)
             log.error(
                 "notification to %s for %s FAILED PERMANENTLY, not retrying: %s",
                 row.channel,
@@ -324,6 +348,7 @@ class Sender:
             return self._retry(row, f"{type(e).__name__}: {e}", None, labels)
         self.outbox.delivered(row, dict(memo or {}), self.clock.now())
         self._count(row.channel, "success")
+        self._remember(row, "success")
         log.info(
             "notification sent to %s: %s %s (%d firing, %d resolved, %s)",
             row.channel,

@@ -100,7 +100,7 @@ LEVEL = 1
 
 def frame_bytes(lines: list[bytes], compressor: zstandard.ZstdCompressor) -> bytes:
     pack = _LEN.pack
-    payload = compressor.compress(b"".join(pack(len(line)) + line for line in lines))
+    payload: bytes = compressor.compress(b"".join(pack(len(line)) + line for line in lines))
     return _FRAME.pack(b"F", len(payload), zlib.crc32(payload)) + payload
 
 

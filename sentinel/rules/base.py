@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import islice
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, field_validator
 
@@ -38,6 +38,8 @@ GENERIC_SUMMARY = "{{ rule }}: value {{ value|number }} (threshold {{ threshold|
 
 
 class RuleBase(Strict):
+    if TYPE_CHECKING:  # every kind's schema declares it, as a Literal (the union's tag)
+        kind: str
     name: str = Field(pattern=NAME)
     for_: Wait = Field(0.0, alias="for")
     severity: Severity = Severity.WARNING

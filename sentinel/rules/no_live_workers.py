@@ -34,7 +34,13 @@ def evaluate(rule: NoLiveWorkersRule, store: FactStore, now: float) -> list[Samp
     events_ok = events is not None and events.ok
     informed = store.workers or inspect_ok or (events_ok and store.last_event_at is not None)
     # The stream is down and no ping round since then can vouch for anything either.
-    pinged_since = inspect_ok and events is not None and inspect.ok_at >= (events.error_at or 0.0)
+    pinged_since = (
+        inspect is not None
+        and inspect.ok_at is not None
+        and inspect_ok
+        and events is not None
+        and inspect.ok_at >= (events.error_at or 0.0)
+    )
     blind = events is not None and not events.ok and not pinged_since
     if live >= rule.min_workers:
         verdict: bool | None = False if informed else None

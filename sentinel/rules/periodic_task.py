@@ -55,8 +55,8 @@ def evaluate(rule: PeriodicTaskRule, store: FactStore, now: float) -> list[Sampl
     started = store.started_at if store.started_at is not None else now
     samples = []
     for name, every in periods(rule, store).items():
-        periodic.watch(name)
         limit = every + rule.grace
+        periodic.watch(name, limit)
         age, overdue = periodic.overdue(name, limit, started, now)
         samples.append(Sample({"task": name}, max(0.0, age), limit, overdue))
     return samples

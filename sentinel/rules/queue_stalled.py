@@ -1,7 +1,8 @@
 """queue_stalled: messages wait, live workers consume the queue, and nothing has been taken from
 it for `stalled_for` (celery#8917: workers alive and heartbeating that take nothing).
 
-Unlike a backlog, a busy queue that keeps moving is not stalled however deep it is: any
+Consumers here are the live workers listing the queue in `inspect active_queues` (on every
+broker). Unlike a backlog, a busy queue that keeps moving is not stalled however deep it is: any
 decrease of its depth, or any task received by a worker consuming it, moves it
 (facts/queue_flow.py). A queue with no live consumer is queue_unconsumed, not stalled.
 """
@@ -41,7 +42,9 @@ def evaluate(rule: QueueStalledRule, store: FactStore, now: float) -> list[Sampl
         if q.depth == 0:
             samples.append(Sample({"queue": name}, 0.0, rule.stalled_for, False))
             continue
-        served = consumed(name, q.consumers, store.workers, store.inspect_ok(), now)
+        # Live workers listing the queue, whatever the broker counts: a SIGSTOPped worker keeps
+        # its RabbitMQ consumer but stops heartbeating, and that is a dead worker, not a stall.
+        served = consumed(name, None, store.workers, store.inspect_ok(), now)
         stalled = store.flows.stalled_for(name, now)
         if served is None:
             samples.append(Sample({"queue": name}, stalled, rule.stalled_for, None))

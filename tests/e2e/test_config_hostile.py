@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_daemon import BACKLOG, CONFIG, ENV, NO_WORKERS, Daemon
+from tests.e2e.daemon import BACKLOG, CONFIG, ENV, NO_WORKERS, Daemon
 from tests.helpers import ROOT, wait_for
 
 pytestmark = pytest.mark.e2e

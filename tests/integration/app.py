@@ -65,3 +65,12 @@ def retrying(self, n: int) -> None:  # type: ignore[no-untyped-def]
 def sleep(seconds: float) -> float:
     time.sleep(seconds)
     return seconds
+
+
+# A task name is user input: the status page must show this as text (tests/e2e/test_status_page).
+HOSTILE_NAME = "<img src=x onerror=alert(1)>"
+
+
+@app.task(name=HOSTILE_NAME)
+def hostile() -> None:
+    raise ValueError("a task whose name is markup")

@@ -3,10 +3,7 @@ SIGKILL between deciding and delivering, with `sentinel run` as a real process."
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +12,7 @@ import pytest
 
 from sentinel.app import Sentinel
 from sentinel.config import parse
-from tests.helpers import ROOT, wait_for
+from tests.helpers import start_daemon, wait_for
 from tests.receivers import Receiver, ok_json
 from tests.services import free_port
 
@@ -132,17 +129,6 @@ class HoldingReceiver(Receiver):
 
         super().__init__(port)
         self.script = [hold]
-
-
-def start_daemon(config_path: Path, log_path: Path) -> subprocess.Popen[bytes]:
-    log = open(log_path, "ab")  # noqa: SIM115 - owned by the child
-    return subprocess.Popen(
-        [sys.executable, "-m", "sentinel", "run", "-c", str(config_path)],
-        cwd=ROOT,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
 
 
 def test_sigkill_before_the_channel_answers_redelivers_once(redis_url, receivers, tmp_path):

@@ -26,8 +26,7 @@ from typing import Any
 import pytest
 import redis
 
-from tests.helpers import wait_for
-from tests.integration.test_delivery import start_daemon
+from tests.helpers import start_daemon, wait_for
 from tests.receivers import Receiver, Request
 
 pytestmark = pytest.mark.integration

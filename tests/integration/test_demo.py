@@ -24,7 +24,17 @@ from tests.helpers import wait_for
 
 pytestmark = pytest.mark.integration
 
-KINDS = {"no_live_workers", "queue_backlog", "failure_rate", "idle_worker", "task_latency"}
+KINDS = {
+    "no_live_workers",
+    "queue_backlog",
+    "failure_rate",
+    "idle_worker",
+    "task_latency",
+    "stuck_task",
+    "lost_task",
+    "periodic_task",
+    "queue_unconsumed",
+}
 
 
 def processes_referencing(folder: Path) -> list[str]:
@@ -102,7 +112,7 @@ def test_every_rule_kind_fires_within_a_minute(demo: dict[str, Any]) -> None:
     lines = demo["proc"].stdout.splitlines()
     for name in kinds:
         assert any(name in line and "-> firing" in line for line in lines), name
-    assert "  rule kinds fired: 5 of 5" in lines
+    assert "  rule kinds fired: 9 of 9" in lines
 
 
 def test_the_killed_workers_alert_resolves_after_it_comes_back(demo: dict[str, Any]) -> None:
@@ -135,7 +145,17 @@ def test_the_webhook_got_alertmanager_v4_payloads(demo: dict[str, Any]) -> None:
             assert a["labels"]["alertname"] == p["groupLabels"]["alertname"]
             assert {"annotations", "startsAt", "endsAt", "fingerprint"} <= set(a)
         names.add(p["groupLabels"]["alertname"])
-    assert names == {"NoLiveWorkers", "QueueBacklog", "TaskFailureRate", "IdleWorker", "SlowTasks"}
+    assert names == {
+        "NoLiveWorkers",
+        "QueueBacklog",
+        "TaskFailureRate",
+        "IdleWorker",
+        "SlowTasks",
+        "StuckTask",
+        "LostTask",
+        "BeatMissed",
+        "QueueUnconsumed",
+    }
     assert demo["summary"]["webhook_payloads"] == len(payloads)
     assert demo["summary"]["sent"]["pager"]["firing"] >= 5
     assert demo["summary"]["sent"]["log"]["firing"] >= 5

@@ -16,7 +16,7 @@ from sentinel.clock import SystemClock
 from sentinel.collectors.events import EventCollector
 from sentinel.facts.store import FactStore
 from tests.helpers import wait_for
-from tests.unit.facts.test_fuzz_events import check_state, message
+from tests.unit.facts.fuzz_kit import check_state, message
 
 pytestmark = [pytest.mark.integration, pytest.mark.fuzz, pytest.mark.timeout(3600)]
 

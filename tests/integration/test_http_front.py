@@ -358,3 +358,31 @@ def test_loopback_without_a_token_stays_writable(make_front: Callable[..., Front
     assert not front.server.read_only
     r = requests.post(front.base + "/api/v1/silences", json=silence_body(), timeout=10)
     assert r.status_code == 200
+
+
+def test_a_scraper_that_stops_reading_frees_its_worker(
+    make_front: Callable[..., Front], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    limits = Limits(threads=1, idle_timeout=0.5, out_high_watermark=64 * 1024)
+    front = make_front(limits=limits)
+    store, now = front.sentinel.store, time.time()
+    store.apply_events(  # enough task names for a /metrics larger than the socket buffers
+        [
+            {"type": "task-received", "uuid": f"u{i}", "name": f"t{i}", "hostname": "w@h"}
+            | {"timestamp": now}
+            for i in range(20_000)
+        ],
+        now,
+    )
+    with socket.create_connection(("127.0.0.1", front.server.port), timeout=0.1) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")  # and never read the answer
+        wait_for(
+            lambda: any("not reading its response" in r.getMessage() for r in caplog.records),
+            20,
+            message="the server to close the stalled scrape",
+        )
+    # The one worker thread is free again.
+    assert requests.get(front.base + "/healthz", timeout=10).status_code == 200
+    no_traceback(caplog)

@@ -172,7 +172,10 @@ def test_lost_task_on_sigkill_mid_task_and_cleared_when_redelivered_and_finished
     # heartbeat expiry (2 x 1 s), then at once (the liveness watch, every 1 s)
     assert measured("lost_task", broker, killed) < 2 + 1 + 3
     assert alert.value == 1 and w1.hostname in alert.annotations["task_ids"]
-    # acks_late: the broker gives the task to the next worker, which runs it to the end.
+    # acks_late: the broker gives the task to the next worker, which runs it to the end. Redis
+    # restores an unacknowledged message once it is older than the visibility timeout (3 s),
+    # when a consumer starts or every so often after: start w2 past it.
+    wait_for(lambda: time.monotonic() - killed > 4, 10, message="the visibility timeout")
     workers("w2", env=fast_redelivery)
     wait_resolved(s, "LostTask", task="tests.sleep_late", timeout=60)
 
@@ -340,33 +343,42 @@ def test_task_rate_above_on_a_retry_storm_and_below_when_a_producer_stops(
 # -- events_missing ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("events", [False, True])
+@pytest.mark.parametrize("events", ["off", "no-heartbeats", "on"])
 def test_events_missing_when_events_are_off_and_not_when_on(
     events, broker, workers, producer, run_sentinel, tmp_path
 ):
-    workers("w1", events=events)
+    """off: no -E, worker_send_task_events off, enable_events off: heartbeats (worker events)
+    still arrive, task events not. no-heartbeats: not even those; only ping answers."""
+    on = events == "on"
+    # Alive by ping alone lasts inspect_interval + timeout (2 s here) from each round's start,
+    # and a 1 s round that runs late leaves gaps: a `for` would restart at each (README).
+    hold = "0s" if events == "no-heartbeats" else "2s"
+    workers("w1", events=on, heartbeats=events != "no-heartbeats")
     s = run_sentinel(
         config_for(
             broker,
             tmp_path,
-            """
+            f"""
         - name: EventsMissing
           kind: events_missing
-          for: 2s
+          for: {hold}
           window: 1m
           min_count: 5
     """,
-            celery=f"enable_events: {str(events).lower()}",
+            celery=f"enable_events: {str(on).lower()}",
         )
     )
-    # The work is measured from a worker's first heartbeat: what it did before is unknown.
-    wait_for(lambda: s.store.coverage.workers, 20, message="the first heartbeat")
+    if events == "no-heartbeats":
+        wait_for(lambda: s.store.workers, 20, message="a ping answer")
+    else:
+        # The work is measured from a worker's first heartbeat: what it did before is unknown.
+        wait_for(lambda: s.store.coverage.workers, 20, message="the first heartbeat")
     started = time.monotonic()
     for i in range(10):
         producer.send_task("tests.add", args=(i, i))
-    if not events:
+    if not on:
         alert = wait_firing(s, "EventsMissing", timeout=40)
-        measured("events_missing", broker, started)
+        measured(f"events_missing({events})", broker, started)
         assert alert.value == 1.0
         return
     wait_for(

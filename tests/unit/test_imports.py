@@ -153,3 +153,18 @@ def test_the_layer_check_sees_a_violation() -> None:
         "sentinel.app": set(),
     }
     assert reachable(graph, "sentinel.api.x") == {"sentinel.util", "sentinel.app"}
+
+
+def test_no_test_module_imports_from_another() -> None:
+    # Shared helpers live in helper modules (tests/helpers.py, tests/unit/notify/harness.py,
+    # tests/unit/facts/fuzz_kit.py, tests/unit/rules/kit.py), never in a test_*.py.
+    tests = PACKAGE.parent / "tests"
+    offenders = []
+    for path in sorted(tests.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                last = node.module.rsplit(".", 1)[-1]
+                if node.module.startswith("tests.") and last.startswith("test_"):
+                    offenders.append(f"{path.relative_to(tests)}: {node.module}")
+    assert len(list(tests.rglob("test_*.py"))) > 50
+    assert not offenders, offenders

@@ -14,6 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sentinel.app import Sentinel
 from sentinel.clock import FakeClock
 from sentinel.config import parse
+from sentinel.facts.store import FactStore
 from sentinel.facts.tasks import HISTOGRAM_BOUNDS
 from sentinel.facts.windows import COUNTERS
 from sentinel.metrics.facts import FactsCollector
@@ -84,6 +85,13 @@ def value(samples: Samples, metric: str, /, **labels: str) -> float | None:
     return samples.get((metric, tuple(sorted(labels.items()))))
 
 
+def total(samples: Samples, metric: str, /, **labels: str) -> float | None:
+    """The sum over the samples that carry these labels (PromQL's `sum by`); None if none."""
+    want = set(labels.items())
+    hits = [v for (m, ls), v in samples.items() if m == metric and want <= set(ls)]
+    return sum(hits) if hits else None
+
+
 def fill(s: Sentinel, clock: FakeClock) -> None:
     now = clock.now()
     s.store.apply_events(
@@ -126,7 +134,7 @@ def test_celery_task_counters_by_name(sentinel: Sentinel, clock: FakeClock, regi
         for counter in COUNTERS:
             family = f"celery_task_{counter}"
             assert types[family] == "counter"
-            assert value(samples, f"{family}_total", name=name) == counts.get(counter, 0), (
+            assert total(samples, f"{family}_total", name=name) == counts.get(counter, 0), (
                 family,
                 name,
             )
@@ -142,28 +150,29 @@ def test_celery_histograms_are_cumulative_with_sum(
 
     def bucket(family: str, le: float | str) -> float | None:
         le_text = "+Inf" if le == "+Inf" else str(float(le))
-        return value(samples, f"{family}_bucket", name="app.add", le=le_text)
+        return total(samples, f"{family}_bucket", name="app.add", le=le_text)
 
-    # runtime: 0.3 s and 45 s
+    # runtime: 0.3 s and 45 s (celery-exporter's buckets end at 10 s)
     assert bucket("celery_task_runtime", 0.25) == 0
     assert bucket("celery_task_runtime", 0.5) == 1
-    assert bucket("celery_task_runtime", 30) == 1
-    assert bucket("celery_task_runtime", 60) == 2
+    assert bucket("celery_task_runtime", 10) == 1
     assert bucket("celery_task_runtime", "+Inf") == 2
-    assert value(samples, "celery_task_runtime_count", name="app.add") == 2
-    assert value(samples, "celery_task_runtime_sum", name="app.add") == pytest.approx(45.3)
+    assert total(samples, "celery_task_runtime_count", name="app.add") == 2
+    assert total(samples, "celery_task_runtime_sum", name="app.add") == pytest.approx(45.3)
     # queue wait: 0.3 s (sent -> started) and 20 s (received -> started)
     assert bucket("celery_task_queue_wait_time", 0.25) == 0
     assert bucket("celery_task_queue_wait_time", 0.5) == 1
     assert bucket("celery_task_queue_wait_time", 10) == 1
-    assert bucket("celery_task_queue_wait_time", 30) == 2
-    assert value(samples, "celery_task_queue_wait_time_sum", name="app.add") == pytest.approx(20.3)
-    buckets = [
-        k for k in samples if k[0] == "celery_task_runtime_bucket" and ("name", "app.add") in k[1]
-    ]
+    assert bucket("celery_task_queue_wait_time", "+Inf") == 2
+    assert total(samples, "celery_task_queue_wait_time_sum", name="app.add") == pytest.approx(20.3)
+    buckets = {
+        dict(k[1])["le"]
+        for k in samples
+        if k[0] == "celery_task_runtime_bucket" and ("name", "app.add") in k[1]
+    }
     assert len(buckets) == len(HISTOGRAM_BOUNDS) + 1
     # app.mul never ran: no latency series rather than an all-zero histogram
-    assert value(samples, "celery_task_runtime_count", name="app.mul") is None
+    assert total(samples, "celery_task_runtime_count", name="app.mul") is None
 
 
 def test_workers_and_a_pruned_worker_disappears(
@@ -285,4 +294,74 @@ def test_poison_is_counted_once_and_impossible_numbers_by_field(
     assert value(samples, "sentinel_event_fields_ignored_total", field="runtime") == 1
     assert value(samples, "sentinel_event_fields_ignored_total", field="freq") == 1
     assert value(samples, "sentinel_event_fields_ignored_total", field="timestamp") == 1
-    assert value(samples, "celery_task_succeeded_total", name="app.add") == 1
+    assert total(samples, "celery_task_succeeded_total", name="app.add") == 1
+
+
+# -- celery-exporter's labels -----------------------------------------------------------------
+
+
+def test_task_families_carry_hostname_queue_name_and_exception(
+    sentinel: Sentinel, clock: FakeClock, registry: Any
+) -> None:
+    now = clock.now()
+    store = sentinel.store
+    store.apply_events([ev("worker-heartbeat", hostname="w2@h2", freq=2.0, active=0)], now)
+    store.set_inspect(set(), now, 0, {"w2@h2": ["bulk"]}, {}, {}, now)  # w2 consumes one queue
+    store.apply_events(
+        [
+            # a producer process names itself gen<pid>@host: one label value per host
+            ev("task-sent", uuid="a", name="app.pay", hostname="gen531@web1", queue="billing"),
+            ev("task-received", uuid="a", name="app.pay", hostname="w1@h1"),
+            ev("task-started", uuid="a", hostname="w1@h1"),
+            ev("task-failed", uuid="a", hostname="w1@h1", exception="KeyError('card 4242')"),
+            # no task-sent (Celery's default): the queue is the one its worker consumes
+            ev("task-received", uuid="b", name="app.pay", hostname="w2@h2"),
+            ev("task-started", uuid="b", hostname="w2@h2"),
+            ev("task-failed", uuid="b", hostname="w2@h2", exception="<not a repr>"),
+            ev("task-received", uuid="c", name="app.pay", hostname="w2@h2"),
+            ev("task-started", uuid="c", hostname="w2@h2"),
+            ev("task-succeeded", uuid="c", hostname="w2@h2", runtime=0.2),
+        ],
+        now,
+    )
+    text, samples, _ = scrape(registry)
+    pay = {"name": "app.pay"}
+    web1 = {**pay, "hostname": "web1", "queue_name": "billing"}
+    assert value(samples, "celery_task_sent_total", **web1) == 1
+    h1 = {**pay, "hostname": "h1", "queue_name": "billing"}
+    h2 = {**pay, "hostname": "h2", "queue_name": "bulk"}
+    assert value(samples, "celery_task_received_total", **h1) == 1
+    assert value(samples, "celery_task_failed_total", **h1, exception="KeyError") == 1
+    assert value(samples, "celery_task_failed_total", **h2, exception="UnknownException") == 1
+    assert value(samples, "celery_task_succeeded_total", **h2) == 1
+    # a worker's label set shows every counter (0 too) so a failure ratio has both sides
+    assert value(samples, "celery_task_succeeded_total", **h1) == 0
+    assert value(samples, "celery_task_sent_total", **h1) == 0
+    # ... a producer's only what it did
+    assert value(samples, "celery_task_received_total", **web1) is None
+    assert value(samples, "celery_task_runtime_count", **h2) == 2  # failed ones too
+    assert "card 4242" not in text and "gen531" not in text
+
+
+def test_label_sets_past_the_cap_are_counted_and_the_rules_still_see_every_event() -> None:
+    store = FactStore(max_metric_label_sets=3, worker_retention=60.0)
+    registry = CollectorRegistry()
+    registry.register(FactsCollector(store, FakeClock(T0)))
+    events = []
+    for i in range(4):  # four hosts: the fourth label set is past the cap
+        events += [
+            ev("task-received", uuid=f"u{i}", name="app.add", hostname=f"w@h{i}"),
+            ev("task-started", uuid=f"u{i}", hostname=f"w@h{i}"),
+        ]
+    events.append(ev("task-failed", uuid="u0", hostname="w@h0", exception="OSError()"))
+    store.apply_events(events, T0)
+    _, samples, _ = scrape(registry)
+    assert total(samples, "celery_task_received_total", name="app.add") == 3
+    # h3's received and started, and h0's first exception class (a label set of its own)
+    assert value(samples, "sentinel_events_dropped_total", reason="metric_label_cap") == 3
+    assert store.tasks["app.add"].totals[COUNTERS.index("received")] == 4  # what rules read
+    # an idle label set is forgotten after limits.worker_retention, and its room is free again
+    store.apply_events([ev("task-started", uuid="u1", hostname="w@h1")], T0 + 50)
+    store.prune(T0 + 61)
+    assert list(store.task_metrics) == [("app.add", "h1", "")]
+    assert store.label_sets == 1

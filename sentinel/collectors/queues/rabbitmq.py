@@ -6,7 +6,7 @@ import contextlib
 from typing import Any
 
 from amqp.exceptions import NotFound
-from kombu import Connection
+from kombu.connection import Connection
 
 from sentinel.collectors.queues import Depths
 

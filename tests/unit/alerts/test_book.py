@@ -605,13 +605,13 @@ def test_annotations_rendered_again_only_when_they_can_change(
     h: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls: list[float | None] = []
-    real = book_module.annotations
+    real = book_module.render_annotations
 
     def counting(rule: Any, alert: Any) -> dict[str, str]:
         calls.append(alert.value)
         return real(rule, alert)
 
-    monkeypatch.setattr(book_module, "annotations", counting)
+    monkeypatch.setattr(book_module, "render_annotations", counting)
     h.depth("celery", 500)
     h.tick()
     h.clock.advance(60)

@@ -207,6 +207,8 @@ def test_webhook_v4_body() -> None:
     assert firing["startsAt"] == "2023-11-14T22:14:20.000Z"
     assert resolved["status"] == "resolved" and resolved["endsAt"] == "2023-11-14T22:23:20.000Z"
     assert firing["fingerprint"] == alert(queue="a").labels.fingerprint
+    # A link to the alert's row on the status page (external_url is the note's).
+    assert firing["generatorURL"] == f"{body['externalURL']}/#alert-{firing['fingerprint']}"
     assert set(firing) == {
         "status",
         "labels",

@@ -311,3 +311,9 @@ def test_reading_a_mutated_file_returns_errors_never_raises(text: str) -> None:
             return Report(None, tuple(e.errors))
 
     _assert_sound(_timed(read_and_check))
+
+
+def test_a_secret_file_path_with_a_line_break_stays_one_error_line() -> None:
+    """Found by the mutated-tree fuzz: `token_file: "\\n"` split its error in two."""
+    report = check_raw({"server": {"token_file": "\n"}}, ENV)
+    assert report.errors and all("\n" not in line for line in report.errors)

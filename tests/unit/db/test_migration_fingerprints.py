@@ -1,9 +1,9 @@
-"""Migration 006: a state file whose alerts were fingerprinted the old way (SHA-256, before
+"""Migration 005: a state file whose alerts were fingerprinted the old way (SHA-256, before
 0.2) is read with Prometheus fingerprints, and a firing alert is not paged again.
 
 The old file is made the way the old version made it: the pipeline runs and pages, then every
-fingerprint it stored is put back to the old spelling and the schema version to 5 (every
-migration before 006 applied, 006 not).
+fingerprint it stored is put back to the old spelling and the schema version to 4 (every
+migration before 005 applied, 005 not).
 """
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ from sentinel.alerts.repo import SqliteAlertRepo
 from sentinel.clock import FakeClock
 from sentinel.fingerprint import fingerprint_v1
 from sentinel.model import Alert
-from tests.unit.notify.test_pipeline import (
+from tests.helpers import T0
+from tests.unit.notify.harness import (
     GROUP_INTERVAL,
     GROUP_WAIT,
     REPEAT,
-    T0,
     Harness,
     firing,
     resolve,
@@ -29,7 +29,7 @@ from tests.unit.notify.test_pipeline import (
 
 
 def downgrade(path: Path, alerts: list[Alert]) -> None:
-    """Rewrite the file as the version before 006 would have left it."""
+    """Rewrite the file as the version before 005 would have left it."""
     old = {a.fingerprint: fingerprint_v1(a.labels) for a in alerts}
     conn = sqlite3.connect(path, isolation_level=None)
     try:
@@ -42,7 +42,9 @@ def downgrade(path: Path, alerts: list[Alert]) -> None:
                     f"UPDATE {table} SET firing = ?, resolved = ? WHERE rowid = ?",
                     (*lists, row[0]),
                 )
-        conn.execute("PRAGMA user_version = 5")
+        # Tables of later migrations did not exist yet either.
+        conn.execute("DROP TABLE IF EXISTS notification_history")
+        conn.execute("PRAGMA user_version = 4")
     finally:
         conn.close()
 
@@ -83,7 +85,7 @@ def test_an_upgrade_neither_repages_nor_forgets(tmp_path: Path) -> None:
     restart = GROUP_WAIT + GROUP_INTERVAL + 15
     after = Harness(path, FakeClock(T0 + restart))
     stored = stored_fingerprints(path)
-    assert stored["version"][0] >= 6
+    assert stored["version"][0] >= 5
     assert sorted(stored["alerts"]) == sorted([backlog.fingerprint, gone.fingerprint])
     assert backlog.fingerprint in stored["nflog.firing"]
     assert stored["outbox.resolved"] == [gone.fingerprint]

@@ -24,8 +24,9 @@ from sentinel.config import parse
 from sentinel.db.sqlite import Database
 from sentinel.model import Labels, State
 from sentinel.notify.nflog import NotificationLog
-from tests.unit.notify.test_pipeline import CONFIG as PIPELINE_CONFIG
-from tests.unit.notify.test_pipeline import T0, Harness, firing
+from tests.helpers import T0
+from tests.unit.notify.harness import CONFIG as PIPELINE_CONFIG
+from tests.unit.notify.harness import Harness, firing
 
 BIG = "x" * 20_000  # a memo large enough to need new pages
 

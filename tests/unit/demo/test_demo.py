@@ -33,6 +33,10 @@ def test_generated_config_is_valid_and_covers_every_rule_kind(tmp_path: Path) ->
         "failure_rate",
         "idle_worker",
         "task_latency",
+        "stuck_task",
+        "lost_task",
+        "periodic_task",
+        "queue_unconsumed",
     }
     assert config.celery.broker_url.startswith("filesystem://")
     options = config.celery.broker_transport_options

@@ -222,7 +222,8 @@ def test_latency_histograms_for_metrics() -> None:
         ],
         T0,
     )
-    runtime_hist, wait_hist = store.tasks["app.add"].histograms
+    [metrics] = [m for (name, _, _), m in store.task_metrics.items() if name == "app.add"]
+    runtime_hist, wait_hist = metrics.histograms
     assert runtime_hist[HISTOGRAM_BOUNDS.index(0.5)] == 1  # 0.3 s falls in the le=0.5 bucket
     assert runtime_hist[HISTOGRAM_BOUNDS.index(1)] == 1  # 1 s in le=1
     assert runtime_hist[-1] == pytest.approx(1.3)  # the sum
@@ -477,7 +478,11 @@ def test_a_batch_is_the_same_as_its_events_one_by_one() -> None:
     for name in ("app.add", "app.mul"):
         a, b = one_by_one.tasks[name], batched.tasks[name]
         assert a.totals == b.totals
-        assert a.histograms == b.histograms
+    assert one_by_one.task_metrics.keys() == batched.task_metrics.keys()
+    for key, a_metrics in one_by_one.task_metrics.items():
+        b_metrics = batched.task_metrics[key]
+        assert a_metrics.totals == b_metrics.totals
+        assert a_metrics.histograms == b_metrics.histograms
 
 
 class FakeMessage:

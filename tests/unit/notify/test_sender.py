@@ -17,8 +17,8 @@ from sentinel.channels.base import Notification, Retryable
 from sentinel.clock import FakeClock
 from sentinel.model import Alert
 from sentinel.notify.sender import Sender
-from tests.helpers import wait_for
-from tests.unit.notify.test_pipeline import GROUP_INTERVAL, GROUP_WAIT, T0, Harness, firing, resolve
+from tests.helpers import T0, wait_for
+from tests.unit.notify.harness import GROUP_INTERVAL, GROUP_WAIT, Harness, firing, resolve
 
 # Generous: these only bound a wait for threads on a busy machine, they assert no timing.
 WAIT = 20.0

@@ -3,7 +3,8 @@
 10,000 distinct alert groups (one queue each, as short-lived per-pod queues make them) fire and
 resolve over 30 simulated days, with silences on their workers; the daemon's own composition
 (alert book, dispatcher, sender, the scheduled housekeeping) runs as it would, and the SQLite
-file must stay under a stated bound because the notification log and the silences are pruned.
+file must stay under a stated bound because the notification log, the silences and the
+notification history (kept a day here) are pruned.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from sentinel.db.sqlite import Database
 from sentinel.notify import maintenance
 from sentinel.notify.silence import Matcher, Silence
 from tests.helpers import T0
-from tests.unit.notify.test_pipeline import FakeNotifier
+from tests.unit.notify.harness import FakeNotifier
 
 DAY = 86400.0
 GROUPS = int(os.environ.get("SOAK_GROUPS", "10000"))
@@ -41,6 +42,7 @@ celery:
   broker_url: redis://127.0.0.1:1/0
 storage:
   path: {path}
+  notification_history: {{keep: 1d}}
 rules:
   - name: QueueBacklog
     kind: queue_backlog
@@ -79,7 +81,7 @@ def test_a_month_of_distinct_groups_keeps_the_database_bounded(
     started: dict[str, float] = {}
     next_group, next_housekeeping = 0, T0 + maintenance.INTERVAL
     peak = 0
-    rows = {"nflog": 0, "silences": 0, "alerts": 0}
+    rows = {"nflog": 0, "silences": 0, "alerts": 0, "notification_history": 0}
     try:
         while (now := clock.now()) < T0 + DAYS * DAY + FIRING_FOR + 4 * STEP:
             while next_group < GROUPS and T0 + next_group * spacing <= now:
@@ -138,5 +140,7 @@ def test_a_month_of_distinct_groups_keeps_the_database_bounded(
     silences_per_day = per_day / SILENCE_EVERY
     assert rows["silences"] <= silences_per_day * maintenance.SILENCE_RETENTION / DAY + slack
     assert rows["alerts"] <= 20
+    # One line per page (fire and resolve), kept a day, plus a maintenance interval's worth.
+    assert rows["notification_history"] <= 2 * (per_day + slack)
     with sqlite3.connect(path) as conn:  # and the file itself says the same
         assert conn.execute("SELECT COUNT(*) FROM nflog").fetchone()[0] <= rows["nflog"]

@@ -44,7 +44,7 @@ def test_a_busy_queue_that_keeps_moving_is_not_stalled() -> None:
 
 
 def test_a_depth_that_goes_down_is_taken_from() -> None:
-    store = FactStore()  # RabbitMQ: the broker counts consumers, no inspect needed
+    store = cluster(T0 + 300)
     for i, t in enumerate(range(0, 200, 10)):
         depth(store, 1000 - i, T0 + t, consumers=2)
     assert run(RULE, store, T0 + 199)[0].active is False
@@ -55,10 +55,11 @@ def test_a_depth_that_goes_down_is_taken_from() -> None:
 
 
 def test_an_unconsumed_queue_is_not_stalled_and_a_new_consumer_gets_its_time() -> None:
-    store = FactStore()
+    store = cluster(T0 + 300, queues=("other",))
     for t in range(0, 100, 10):
         depth(store, 5, T0 + t, consumers=0)
     assert run(RULE, store, T0 + 95)[0].active is False  # queue_unconsumed's case
+    store.set_inspect({"w1@h"}, T0 + 100, 30.0, {"w1@h": ["other", "q"]}, {}, {}, T0 + 100)
     for t in range(100, 200, 10):
         depth(store, 5, T0 + t, consumers=1)
     [sample] = run(RULE, store, T0 + 150)
@@ -67,7 +68,7 @@ def test_an_unconsumed_queue_is_not_stalled_and_a_new_consumer_gets_its_time() -
 
 
 def test_emptied_starts_again() -> None:
-    store = FactStore()
+    store = cluster(T0 + 300)
     depth(store, 5, T0, consumers=1)
     depth(store, 0, T0 + 50, consumers=1)
     depth(store, 5, T0 + 100, consumers=1)
@@ -76,8 +77,15 @@ def test_emptied_starts_again() -> None:
 
 def test_no_verdict_when_consumers_are_unknown() -> None:
     store = FactStore()
-    depth(store, 5, T0)  # Redis and no inspect round yet
+    depth(store, 5, T0, consumers=1)  # no inspect round yet: the broker's count is not enough
     assert run(RULE, store, T0 + 100)[0].active is None
+
+
+def test_a_stopped_worker_is_dead_not_stalled() -> None:
+    store = cluster(T0 + 10)  # SIGSTOPped at T0 + 10: no heartbeat, no ping answer since
+    for t in range(0, 100, 10):
+        depth(store, 5, T0 + t, consumers=1)  # RabbitMQ still counts its consumer
+    assert run(RULE, store, T0 + 95)[0].active is False
 
 
 def test_the_flows_are_capped() -> None:
