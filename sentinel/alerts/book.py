@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from bisect import bisect_left
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -96,8 +97,24 @@ class Rows(Sequence[Row]):
         (the value history reads every tick's)."""
         for rule, samples, labels, _states in self._parts:
             if not isinstance(labels, list):  # a per-series rule's part: the rule's labels
+                # Every sample adds one label (its task) to the rule's: inserted into the
+                # rule's sorted items where sorting would put it, not merged and sorted anew
+                # (a tick has ~49,000 of these).
+                base = tuple(sorted((str(k), str(v)) for k, v in labels.items()))
+                names = [k for k, _ in base]
+                where: dict[str, int] = {}
                 for sample in samples:
-                    row_labels = Labels({**labels, **sample.labels})
+                    extra = sample.labels
+                    if len(extra) == 1:
+                        ((k, v),) = extra.items()
+                        at = where.get(k)
+                        if at is None and isinstance(k, str) and k not in labels:
+                            at = where[k] = bisect_left(names, k)
+                        if at is not None and isinstance(v, str):
+                            row_labels = Labels.from_sorted((*base[:at], (k, v), *base[at:]))
+                            yield rule, row_labels, sample.value, sample.threshold, sample.active
+                            continue
+                    row_labels = Labels({**labels, **extra})
                     yield rule, row_labels, sample.value, sample.threshold, sample.active
                 continue
             for sample, label_set in zip(samples, labels, strict=True):
