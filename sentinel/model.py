@@ -22,6 +22,15 @@ class Labels(Mapping[str, str]):
         )
         self._fingerprint: str | None = None
 
+    @classmethod
+    def from_sorted(cls, items: tuple[tuple[str, str], ...]) -> Labels:
+        """A label set from items already as __init__ leaves them (str pairs, sorted, distinct
+        names): for callers that make many label sets sharing most of their items."""
+        labels = cls.__new__(cls)
+        labels._items = items
+        labels._fingerprint = None
+        return labels
+
     def __getitem__(self, key: str) -> str:
         for k, v in self._items:
             if k == key:

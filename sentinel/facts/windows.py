@@ -5,20 +5,23 @@ with the number of series (capped elsewhere), never with traffic. A window query
 buckets that overlap it, so its edge is exact to one bucket width.
 
 The ring is columnar: a few flat arrays per series, no object per bucket. A bucket costs its
-start (8 bytes), 8 counters (4 bytes each) and, per latency measure, an offset, a zero count
-and a max (16 bytes), plus 8 bytes per distinct latency bin observed in it. A bin is one
-unsigned 64-bit int, (sketch key + KEY_BIAS) << 32 | count, kept sorted within its bucket:
-sorting a window's bins is a sort of plain ints, and the bins are exactly those a
-sketch.Sketch of the bucket's observations would hold (same keys, same folding past MAX_BINS).
-Observations only ever land in the newest bucket, which is always the tail of each array.
+start (8 bytes), 8 counters (4 bytes each) and their running sums (8 bytes each) and, per
+latency measure, an offset, a zero count and a max (16 bytes), plus 8 bytes per distinct
+latency bin observed in it. A bin is one unsigned 64-bit int, (sketch key + KEY_BIAS) << 32 |
+count, kept sorted within its bucket: sorting a window's bins is a sort of plain ints, and the
+bins are exactly those a sketch.Sketch of the bucket's observations would hold (same keys,
+same folding past MAX_BINS). Observations only ever land in the newest bucket, which is always
+the tail of each array.
 
 Window answers are kept. Each answer is kept with the ring's write version and the time the
 window's oldest bucket leaves it, so a series nothing happened to is answered with a lookup.
 Every bucket but the newest is frozen, so a (measure, window) with many bins keeps the merged
 bins of its frozen buckets (one packed int per distinct key, sorted: a DDSketch's bins are
 subtractable) and a query adds or subtracts only the buckets that entered or left the window
-since the last one, then reads the newest bucket live. Counters and small windows are re-summed
-when they changed: in C that is cheaper than any Python-level update (bench/README.md).
+since the last one, then reads the newest bucket live; small windows are sorted afresh when they
+changed (in C that is cheaper than any Python-level update: bench/README.md). Counters keep
+running sums per bucket (each counter's total before the bucket), so a changed window's
+counters are two rows subtracted plus the newest bucket, not a re-sum of up to 61 buckets.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import math
 from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterator, Sequence
+from operator import add, sub
 from typing import Any
 
 from sentinel.facts.journal import Journal
@@ -44,11 +48,13 @@ NM = len(MEASURES)
 KEY_BIAS = 1 << 31  # sketch keys are within +-71,000 (float range): biased, they are >= 0
 COUNT_MASK = (1 << 32) - 1
 _ONE_KEY = 1 << 32
-# A bucket's fixed cost in the arrays (start, counters, per measure offset/observed/zeros/max),
+# A bucket's fixed cost in the arrays (start, counters and their sums, per measure
+# offset/observed/zeros/max),
 # and a bin's in the open bucket's dict (entry plus boxed key), for budgeting.
-BUCKET_BYTES = 8 + 4 * NC + (4 + 4 + 4 + 8) * NM
+BUCKET_BYTES = 8 + (4 + 8) * NC + (4 + 4 + 4 + 8) * NM
 TAIL_BIN_BYTES = 64
 _ZERO_COUNTS = array("I", [0] * NC)
+_ZERO_SUMS = array("Q", [0] * NC)
 _ZERO_MEASURES = array("I", [0] * NM)
 _ZERO_MAXES = array("d", [0.0] * NM)
 # What one kept window entry costs beyond its packed bins (the tuple or list, its numbers, the
@@ -61,6 +67,10 @@ INCREMENTAL = True
 # (below it a C sort of the window's bins is cheaper than Python-level updates: measured with
 # 2 vs 20 observations per bucket in bench/README.md).
 KEEP_BINS = 256
+
+
+def _add_sub(a: int, b: int, c: int) -> int:
+    return a + b - c
 
 
 def encode(key: int, n: int) -> int:
@@ -86,6 +96,7 @@ class Ring:
         "owner",
         "retention",
         "starts",
+        "sums",
         "tail",
         "version",
         "width",
@@ -98,6 +109,10 @@ class Ring:
         self.starts = array("d")  # bucket starts, ascending
         self.newest = -math.inf  # starts[-1], or -inf when empty
         self.counters = array("I")  # NC per bucket
+        # NC per bucket: each counter's total over every bucket before this one since the ring
+        # began (never rebased: only differences are read), so a window's counters are two
+        # rows subtracted, plus the newest bucket live, whatever the number of buckets.
+        self.sums = array("Q")
         self.offsets = array("I")  # NM per bucket: where the bucket's bins start in bins[m]
         self.observed = array("I")  # NM per bucket: observations
         self.zeros = array("I")  # NM per bucket: observations <= MIN_VALUE
@@ -147,6 +162,10 @@ class Ring:
         if self.tail is not None:
             self._seal()
         starts = self.starts
+        if starts:  # the newest bucket is frozen from now on: its counters join the sums
+            self.sums.extend(array("Q", map(add, self.sums[-NC:], self.counters[-NC:])))
+        else:
+            self.sums.extend(_ZERO_SUMS)
         starts.append(start)
         self.newest = start
         if self.journal is not None:
@@ -177,7 +196,7 @@ class Ring:
             self.kept.clear()
             self.tail = None
             self.newest = -math.inf
-            del self.starts[:], self.counters[:], self.observed[:], self.zeros[:]
+            del self.starts[:], self.counters[:], self.observed[:], self.zeros[:], self.sums[:]
             del self.maxes[:], offsets[:]
             for b in self.bins:
                 del b[:]
@@ -186,6 +205,7 @@ class Ring:
             self._expire(k)
         del self.starts[:k]
         del self.counters[: k * NC]
+        del self.sums[: k * NC]
         del self.observed[: k * NM]
         del self.zeros[: k * NM]
         del self.maxes[: k * NM]
@@ -278,8 +298,15 @@ class Ring:
             return 0, 0
         width = self.width
         since = now - window
-        lo = bisect_right(starts, since, key=lambda s: s + width)
+        # The first bucket with start + width > since: found on the starts alone (no key
+        # function called per probe), then moved by the one bucket that rounding may put on
+        # the other side of the edge, so the test stays exactly `start + width > since`.
         hi = len(starts)
+        lo = bisect_right(starts, since - width)
+        while lo > 0 and starts[lo - 1] + width > since:
+            lo -= 1
+        while lo < hi and starts[lo] + width <= since:
+            lo += 1
         if starts[-1] > now:  # queried in the past: newer buckets don't count
             hi = bisect_right(starts, now)
         return lo, hi
@@ -301,10 +328,10 @@ class Ring:
         ):
             counts: list[int] = m[3]
             return counts
-        # A changed series is re-summed: 8 strided sums over at most 61 buckets run in C, and
-        # measured cheaper than keeping running sums up to date in Python (bench/README.md).
+        # A changed series is answered from the running sums: two rows subtracted and the
+        # newest bucket added, the same integers a re-sum of the window's buckets gives.
         lo, hi = self._span(window, now)
-        answer = self._counts_full(window, now, (lo, hi))
+        answer = self._counts_sums(lo, hi)
         oldest = starts[lo] if hi > lo else math.inf
         # A tuple of atomic values: the cyclic GC stops tracking it, so 10,000 series' kept
         # answers add nothing to its full collections.
@@ -423,6 +450,26 @@ class Ring:
         if len(bins) > MAX_BINS:
             return Sketch.merged(self.bucket_sketches(measure, window, now)).quantile(q), count
         return _quantile(sorted(bins), count, zeros, top, q), count
+
+    def _counts_sums(self, lo: int, hi: int) -> list[int]:
+        """Counters of buckets [lo, hi) from the running sums (hi - lo buckets, any number)."""
+        if hi - lo <= 1:
+            return self.counters[lo * NC : lo * NC + NC].tolist() if hi > lo else [0] * NC
+        sums = self.sums
+        base = sums[lo * NC : lo * NC + NC]
+        if hi < len(self.starts):
+            return list(map(sub, sums[hi * NC : hi * NC + NC], base))
+        last = (hi - 1) * NC  # the newest bucket is not in the sums yet: read it live
+        return list(map(_add_sub, sums[last : last + NC], self.counters[last : last + NC], base))
+
+    def _resum(self) -> None:
+        """The running sums afresh (after a bucket other than the newest was rewritten)."""
+        counters, total = self.counters, [0] * NC
+        sums = array("Q")
+        for i in range(len(self.starts)):
+            sums.extend(total)
+            total = [t + c for t, c in zip(total, counters[i * NC : i * NC + NC], strict=True)]
+        self.sums = sums
 
     def _counts_full(
         self, window: float, now: float, span: tuple[int, int] | None = None
@@ -603,6 +650,7 @@ class _Counts:
 
     def __setitem__(self, slot: int, value: int) -> None:
         self.ring.counters[self._base() + slot] = value
+        self.ring._resum()
         self.ring.memo.clear()  # any bucket may change here, not only the newest
         self.ring.kept.clear()
         self.ring.version += 1

@@ -26,7 +26,17 @@ CHUNK = 1000
 class SeriesSamples:
     """One rule's samples by series, in the store's order of the series."""
 
-    __slots__ = ("alerting", "epoch", "gen", "matched", "rule", "samples", "seen", "since")
+    __slots__ = (
+        "alerting",
+        "complete",
+        "epoch",
+        "gen",
+        "matched",
+        "rule",
+        "samples",
+        "seen",
+        "since",
+    )
 
     def __init__(self, rule: Any) -> None:
         self.rule = rule
@@ -34,6 +44,12 @@ class SeriesSamples:
         # The series whose sample has an alert in the book (any state): the book steps them
         # every tick whether or not they changed (`for` runs out, resolved alerts age).
         self.alerting: dict[TaskSeries, str] = {}
+        # Whether `alerting` lists every series of this rule that has an alert in the book: true
+        # once the book stepped every matching series (a new rule object may inherit alerts
+        # from the one it replaced, or from storage). Then a series with an inactive sample
+        # that is not in `alerting` has nothing to step, and is passed over before its labels
+        # are even looked up.
+        self.complete = False
         # The matching series and their place in the store's order: what a tick evaluates is
         # taken in that order, so transitions come in the order a full evaluation gives.
         self.matched: dict[TaskSeries, int] = {}
@@ -73,6 +89,7 @@ class SeriesSamples:
         if len(found) < self.seen:  # names were forgotten: start over
             self.samples.clear()
             self.alerting.clear()
+            self.complete = False
             self.matched.clear()
             self.since = None
             new = found

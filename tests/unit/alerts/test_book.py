@@ -820,3 +820,34 @@ def test_a_rule_that_breaks_after_evaluate_stops_no_other_rule(
     h.tick(rules)
     logged = [r for r in caplog.records if "rule Broken" in r.getMessage()]
     assert len(logged) == 2 and "3 more failure(s) not logged" in logged[1].getMessage()
+
+
+def test_rows_samples_give_the_label_sets_rows_give() -> None:
+    """Rows.samples() builds per-series label sets by inserting the task into the rule's sorted
+    labels: the same sets (and fingerprints) as the rows, whichever side of it the task sorts."""
+    from sentinel.facts.windows import FAILED, SUCCEEDED
+
+    rules = parse(
+        """
+rules:
+  - {name: Fail, kind: failure_rate, tasks: ["*"], threshold: 10%, min_count: 1,
+     labels: {team: ops, a_first: x, zz: last}}
+  - {name: FailTask, kind: failure_rate, tasks: ["*"], threshold: 10%, min_count: 1,
+     labels: {task: overridden}}
+""",
+        env={},
+    ).rules
+    store = FactStore()
+    with store.lock:
+        for i, name in enumerate(["a.t", "b.t", "z.t"]):
+            series = store.series(name)
+            assert series is not None
+            series.count(FAILED if i else SUCCEEDED, T0)
+    _, rows = AlertBook(None).tick(rules, store, T0 + 1)
+    got = [(rule, labels, labels.fingerprint, v) for rule, labels, v, _, _ in rows.samples()]
+    want = [(r.rule, r.labels, Labels(dict(r.labels)).fingerprint, r.value) for r in rows]
+    assert got == want
+    assert [labels._items for _, labels, _, _ in got] == [
+        Labels(dict(r.labels))._items for r in rows
+    ]
+    assert len(got) == 6

@@ -123,3 +123,15 @@ def test_kept_state_is_accounted_and_freed_by_the_budget_drop(
     assert ring.kept
     ring.drop_until(ring.starts[0])
     assert not ring.memo and not ring.kept
+
+
+def test_counters_from_the_running_sums_after_an_old_bucket_is_rewritten() -> None:
+    ring = Ring(10.0, 600.0)
+    for k in range(30):
+        ring.counters[ring.slot(T0 + 10 * k) + 3] += k
+    now = T0 + 295
+    assert ring.counts(300.0, now) == full(ring, "counts", 300.0, now)
+    ring.buckets[5].counts[3] = 1000  # a tool rewriting a frozen bucket: the sums follow
+    assert ring.counts(300.0, now)[3] == sum(range(30)) - 5 + 1000
+    assert ring.counts(300.0, now) == full(ring, "counts", 300.0, now)
+    assert ring.counts(120.0, now) == full(ring, "counts", 120.0, now)

@@ -2,7 +2,7 @@
 give every tick exactly what evaluating every series gives: same alerts, same transitions, same
 rows. Two books tick the same store, one incremental and one not, over random traffic: writes
 to a few series at a time, quiet stretches in which buckets leave the windows, ticks at uneven
-intervals (the liveness watch's extra ones too), a retention change and a budget drop."""
+intervals (the liveness watch's extra ones too), a reload, a retention change and a budget drop."""
 
 from __future__ import annotations
 
@@ -70,6 +70,9 @@ def test_changed_series_only_gives_what_every_series_gives(seed, monkeypatch):
             traffic(store, rng, now)
         if step % 10 == 0:
             store.prune(now)
+        if step == 70:
+            # A reload: new rule objects inherit the old ones' alerts, and must step them.
+            rules = parse(RULES, env={}).rules
         if step == 100:
             store.set_retention(200.0)  # answers change without a write: the journal says so
         if step == 120:
