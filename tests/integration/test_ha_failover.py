@@ -206,9 +206,11 @@ def test_the_database_unreachable_mid_incident(
 
         proxy.restore()
         wait_for(lambda: a.role() == "leader", 5 * LEASE, message="it leads again")
-        wait_for(
-            lambda: switch.accepted("resolved", "QueueBacklog"), 20, message="the owed resolve"
-        )
+        try:
+            wait_for(lambda: switch.accepted("resolved", "QueueBacklog"), 40, message="resolve")
+        except AssertionError:
+            log = a.log()[-5000:]
+            raise AssertionError(f"no resolve after the database came back:\n{log}") from None
         # (The built-in StorageFailing alert fired meanwhile; whether it is paged depends on
         # whether it is still firing when the lease is back, so it is not counted here.)
         time.sleep(2 * LEASE)
