@@ -117,9 +117,12 @@ class Lease:
 
     def renew(self) -> bool:
         """Take or renew the lease once; True while this replica leads."""
-        sent = self._monotonic()
         try:
             with self.pool.connection() as conn:
+                # Measured once a connection is in hand (a reconnecting pool can take seconds
+                # to give one) and before the statement: still no later than the database's
+                # clock_timestamp() in it, so the local deadline stays inside the lease.
+                sent = self._monotonic()
                 row = conn.execute(
                     _ACQUIRE,
                     {"holder": self.replica, "token": self.token, "lease": self.duration},
@@ -138,7 +141,7 @@ class Lease:
                     left,
                 )
             else:
-                log.error("ha: cannot reach the lease (%s: %s)", type(e).__name__, e)
+                log.error("ha: cannot renew the lease (%s: %s); following", type(e).__name__, e)
             return self.leading()
         with self._lock:
             held = self._epoch  # ours at the last renewal, even if we stopped acting on it since
