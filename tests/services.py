@@ -195,15 +195,17 @@ class TcpProxy:
                 client, _ = self.listener.accept()
             except OSError:
                 return
-            if not self.open:
-                client.close()
-                continue
             try:
                 upstream = socket.create_connection(self.target, timeout=5)
             except OSError:
                 client.close()
                 continue
-            with self._lock:
+            upstream.settimeout(None)
+            with self._lock:  # under the lock cut() takes: no connection slips past a cut
+                if not self.open:
+                    client.close()
+                    upstream.close()
+                    continue
                 self._conns += [client, upstream]
             for a, b in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
@@ -221,8 +223,8 @@ class TcpProxy:
                     s.shutdown(socket.SHUT_RDWR)
 
     def cut(self) -> None:
-        self.open = False
         with self._lock:
+            self.open = False
             conns, self._conns = self._conns, []
         for s in conns:
             with contextlib.suppress(OSError):

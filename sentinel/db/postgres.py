@@ -124,6 +124,13 @@ class PostgresDatabase:
                 "row_factory": dict_row,
                 "autocommit": True,
                 "connect_timeout": CONNECT_TIMEOUT,
+                # A partition that drops packets must end a query, not hang the evaluation
+                # on a socket forever: TCP keepalives, and a bound on unacknowledged data.
+                "keepalives": 1,
+                "keepalives_idle": 5,
+                "keepalives_interval": 2,
+                "keepalives_count": 3,
+                "tcp_user_timeout": 10_000,
                 # No server-side prepared statements: behind PgBouncer's transaction pooling
                 # the next transaction may run on another server connection.
                 "prepare_threshold": None,
