@@ -199,9 +199,10 @@ class Dispatcher:
         return mark not in self.done or self.done[mark] != alert.resolved_at
 
     def _flush(self, group: Group, alerts: list[Alert], now: float) -> int:
-        group.flushed_resolved = {
-            a.fingerprint: a.resolved_at for a in alerts if a.state is State.RESOLVED
-        }
+        # What this flush deals with, once its transaction commits: a flush rolled back (Fenced,
+        # storage away) has dealt with nothing, and _retire must not drop its resolved alerts
+        # (the resolve would never be decided again).
+        dealt = {a.fingerprint: a.resolved_at for a in alerts if a.state is State.RESOLVED}
         # A route inside its mute_time_intervals (or outside its active ones) is quiet as a
         # whole, as Alertmanager's TimeMuteStage/TimeActiveStage: the same as all muted.
         quiet = group.route.time_muted(now) is not None
@@ -212,6 +213,7 @@ class Dispatcher:
             with self.db.transaction() as conn:
                 for channel in group.route.channels:
                     Outbox.cancel(conn, group.key, channel)
+            group.flushed_resolved = dealt
             return 0
         firing = [a for a in audible if a.state is State.FIRING]
         resolved = [a for a in audible if a.state is State.RESOLVED]
@@ -253,6 +255,7 @@ class Dispatcher:
                 )
                 queued += 1
                 log.debug("queued %s notification to %s for %s", reason, channel, group.key)
+        group.flushed_resolved = dealt
         return queued
 
 

@@ -12,10 +12,11 @@ import pytest
 
 from sentinel.alerts.repo import SqlAlertRepo
 from sentinel.clock import FakeClock
+from sentinel.db.engine import Fenced
 from sentinel.db.sqlite import Database
 from sentinel.ha.alerts import LeaderAlertRepo
 from tests.helpers import T0
-from tests.unit.notify.harness import GROUP_INTERVAL, GROUP_WAIT, Harness, firing
+from tests.unit.notify.harness import GROUP_INTERVAL, GROUP_WAIT, Harness, firing, resolve
 
 
 class Leading:
@@ -79,3 +80,33 @@ def test_the_leaders_alert_repo_writes_whole_after_a_takeover(tmp_path: Path) ->
     repo.save([], [a.fingerprint])
     assert set(inner.load()) == {b.fingerprint}  # then changes only
     db.close()
+
+
+def test_a_resolve_the_fence_refused_is_decided_again(
+    follower: tuple[Harness, Leading], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A flush rolled back (the lease ran out under it: Fenced, or the database failed) has
+    dealt with nothing: its resolved alerts stay in the group, and the resolve goes out once
+    the leader may write again (test_the_database_unreachable_mid_incident's lost resolve)."""
+    h, leading = follower
+    leading.on = True
+    alert = firing()
+    h.at(0, [alert])
+    assert [n.status for n in h.at(GROUP_WAIT, [alert])] == ["firing"]
+    gone = resolve(alert, GROUP_WAIT + 5)
+    real = h.db.transaction
+    refused: list[bool] = []
+
+    def fenced_once(*args: object, **kwargs: object) -> object:
+        if not refused:
+            refused.append(True)
+            raise Fenced("write to outbox fenced: epoch none is not the lease's")
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(h.db, "transaction", fenced_once)
+    assert h.at(GROUP_WAIT + GROUP_INTERVAL, [gone]) == [] and refused
+    (group,) = h.dispatcher.groups.values()
+    assert group.owed
+    sent = h.at(GROUP_WAIT + GROUP_INTERVAL + 1, [gone])
+    assert [n.status for n in sent] == ["resolved"]
+    assert h.at(GROUP_WAIT + 2 * GROUP_INTERVAL + 1, [gone]) == []  # once
