@@ -8,7 +8,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -17,7 +17,7 @@ from kombu.utils.url import maybe_sanitize_url
 from prometheus_client import CollectorRegistry
 
 from sentinel.alerts.book import AlertBook, Row, Transition
-from sentinel.alerts.repo import SqliteAlertRepo
+from sentinel.alerts.repo import AlertRepo, SqlAlertRepo
 from sentinel.alerts.values import ValueHistory
 from sentinel.api.page.ports import PagePorts
 from sentinel.api.ports import ApiPorts, HealthFacts, StatusFacts
@@ -31,17 +31,19 @@ from sentinel.collectors.queues import QueueCollector, probe_for
 from sentinel.config import Config
 from sentinel.config.loader import ConfigError
 from sentinel.config.schema import ServerConfig
-from sentinel.db.sqlite import Database
-from sentinel.facts.periodic_repo import PeriodicRepo, SqlitePeriodicRepo
+from sentinel.db import open_engine
+from sentinel.facts.periodic_repo import PeriodicRepo, SqlPeriodicRepo
 from sentinel.facts.store import FactStore
 from sentinel.gc_pause import gc_paused
+from sentinel.ha.alerts import LeaderAlertRepo
+from sentinel.ha.metrics import HaCollector
 from sentinel.metrics.alerts import AlertsCollector
 from sentinel.metrics.delivery import DeliveryCollector
 from sentinel.metrics.facts import FactsCollector
 from sentinel.metrics.storage import StorageCollector
 from sentinel.model import Alert, Labels, State
 from sentinel.notify import maintenance
-from sentinel.notify.history import SqliteNotificationHistory
+from sentinel.notify.history import SqlNotificationHistory
 from sentinel.notify.inhibit import Inhibitor
 from sentinel.notify.nflog import NotificationLog
 from sentinel.notify.pipeline import Dispatcher, Mute
@@ -49,13 +51,17 @@ from sentinel.notify.route import RouteNode, receiver_names
 from sentinel.notify.route import build_from as build_route
 from sentinel.notify.sender import Sender
 from sentinel.notify.silence import Silencer
-from sentinel.notify.silence.repo import SqliteSilenceRepo
+from sentinel.notify.silence.repo import SqlSilenceRepo
 from sentinel.page_adapters import page_ports
+from sentinel.ratelog import RateLimitedLog
 from sentinel.record.metrics import RecordingCollector
 from sentinel.record.recorder import Recorder, rolling, tapped
 from sentinel.rules import liveness
 from sentinel.rules.base import RuleBase
 from sentinel.rules.storage_failing import StorageFailingRule
+
+if TYPE_CHECKING:
+    from sentinel.ha.lease import Lease
 
 log = logging.getLogger("sentinel")
 
@@ -114,21 +120,31 @@ class Sentinel:
         self.app = celery_app(config)
         self.store = build_store(config)
         self.store.started_at = self.clock.now()
-        self.db = Database(config.storage.path, now=self.clock.now) if persist else None
-        self.book = AlertBook(SqliteAlertRepo(self.db) if self.db is not None else None)
+        self.db = open_engine(config.storage, self.clock.now) if persist else None
+        # HA (sentinel/ha): every replica evaluates; the lease holder alone writes and sends.
+        self.lease: Lease | None = None
+        alert_repo: AlertRepo | None = SqlAlertRepo(self.db) if self.db is not None else None
+        if self.db is not None and config.ha.enabled:
+            from sentinel.ha.lease import lease_for  # psycopg: only with storage.url
+
+            self.lease = lease_for(self.db, config.ha.replica, config.ha.lease)
+            alert_repo = LeaderAlertRepo(
+                SqlAlertRepo(self.db), self.lease.epoch, lambda: self.book.alerts
+            )
+        self.book = AlertBook(alert_repo)
         # periodic_task: the beat schedule's periods (ConfigError when the app cannot be
         # imported), and what the previous run saw of each periodic task.
         self.store.periodic.schedule = beat_periods(config)
         self.periodic_repo: PeriodicRepo | None = None
         if self.db is not None:
-            self.periodic_repo = SqlitePeriodicRepo(self.db)
+            self.periodic_repo = SqlPeriodicRepo(self.db)
             self.store.periodic.remembered = self.periodic_repo.load()
         # The status page's charts: every evaluation's values (per alert label set) and queue
         # depths, bounded by `limits`; kept across reloads (they live as long as the process).
         limits = config.limits
         self.values = ValueHistory(limits.history_points, limits.max_history_series)
         self.depths = ValueHistory(limits.history_points, limits.max_queues)
-        self.notifications = SqliteNotificationHistory(self.db) if self.db is not None else None
+        self.notifications = SqlNotificationHistory(self.db) if self.db is not None else None
         # What the collectors write to the store, also to a recording (`record:`; sentinel.record).
         # Only the daemon keeps the configured one: `eval` (persist=False) records nothing.
         if recorder is None and config.record is not None and persist:
@@ -148,19 +164,21 @@ class Sentinel:
         self.queues = (
             QueueCollector(probe, sink, self.clock, config.celery.queues) if probe else None
         )
-        self.silencer = Silencer(SqliteSilenceRepo(self.db) if self.db is not None else None)
+        self.silencer = Silencer(SqlSilenceRepo(self.db) if self.db is not None else None)
         self.inhibitor = Inhibitor(config.inhibit)
         self.route = build_route(config)
         self.book.resolved_retention = resolved_retention(self.route)
         self.dispatcher: Dispatcher | None = None
         self.sender: Sender | None = None
         if self.db is not None:
+            leading = self.lease.leading if self.lease is not None else lambda: True
             self.sender = Sender(
                 self.db,
                 config.channels,
                 self.clock,
                 history=self.notifications,
                 external_url=self._external_url,
+                may_send=leading,
             )
             self.dispatcher = Dispatcher(
                 self.route,
@@ -169,6 +187,7 @@ class Sentinel:
                 self.silencer,
                 self.inhibitor,
                 on_queued=self.sender.wake,
+                may_decide=leading,
             )
         self.maintenance: maintenance.Maintenance | None = None
         if self.db is not None:
@@ -189,6 +208,7 @@ class Sentinel:
         self._periodic_seen: list[tuple[str, float, bool, bool]] = []
         self._periodic_saved_at = float("-inf")
         self.on_transitions: list[Any] = []
+        self._ha_log = RateLimitedLog(log, interval=60.0)
 
     # -- one-shot operations (also what the scheduler runs) --------------------------------
 
@@ -198,6 +218,7 @@ class Sentinel:
             self.queues.collect()
 
     def evaluate(self) -> tuple[list[Transition], Sequence[Row]]:
+        self.refresh_shared()
         with self._eval_lock:
             if self.queues is not None:
                 self.queues.collect()
@@ -240,7 +261,12 @@ class Sentinel:
             and now - self._periodic_saved_at < PERIODIC_CHECKPOINT
         ):
             return
-        self.periodic_repo.save(rows)
+        try:
+            self.periodic_repo.save(rows)
+        except self.db.failures as e:  # type: ignore[union-attr]
+            # PostgreSQL away: kept in memory, written at the next evaluation.
+            self._ha_log.warning(now, "periodic", "periodic task state not saved: %s", e)
+            return
         self._periodic_seen, self._periodic_saved_at = changes, now
 
     def rules(self) -> Sequence[Any]:
@@ -261,7 +287,7 @@ class Sentinel:
 
     def housekeeping(self) -> None:
         """Prune the notification log and expired silences (Alertmanager's Maintenance)."""
-        if self.maintenance is None:
+        if self.maintenance is None or (self.lease is not None and not self.lease.leading()):
             return
         with self._eval_lock:
             self.maintenance.run(self.clock.now())
@@ -322,10 +348,25 @@ class Sentinel:
         if deadline is not None and deadline <= self.clock.now():
             self.evaluate()
 
+    def refresh_shared(self) -> None:
+        """With replicas, silences are made on any of them: read them again before deciding."""
+        if self.lease is None or self.db is None:
+            return
+        try:
+            self.silencer.refresh()
+        except self.db.failures as e:
+            self._ha_log.warning(
+                self.clock.now(),
+                "silences",
+                "ha: silences not refreshed (%s); using the ones last read",
+                e,
+            )
+
     def dispatch(self) -> None:
         """Group timers run on their own clock, not only at evaluations."""
         if self.dispatcher is None:
             return
+        self.refresh_shared()
         with self._eval_lock:
             self.dispatcher.tick(self.book.alerts.values(), self.clock.now())
 
@@ -340,6 +381,8 @@ class Sentinel:
         registry.register(DeliveryCollector(self.sender, lambda: list(self.config.channels)))
         if self.db is not None:
             registry.register(StorageCollector(self.db.health))
+        if self.lease is not None:
+            registry.register(HaCollector(self.lease.role))
         if self.recorder is not None:
             registry.register(RecordingCollector(self.recorder))
         return registry
@@ -362,6 +405,8 @@ class Sentinel:
         if serve:
             self.api = ApiServer(self.api_ports(), self.metrics_registry())
             self.api.start()
+        if self.lease is not None:
+            self.lease.start()  # the role is known before the first claim or evaluation
         if self.sender is not None:
             self.sender.start()
         if self.recorder is not None:
@@ -415,7 +460,7 @@ class Sentinel:
         old = self.config
         warnings = []
         fixed = {}
-        for section in ("celery", "storage", "server", "limits", "record"):
+        for section in ("celery", "storage", "ha", "server", "limits", "record"):
             if getattr(new, section) != getattr(old, section):
                 warnings.append(f"{section}: changes need a restart; keeping the running values")
                 fixed[section] = getattr(old, section)
@@ -456,6 +501,8 @@ class Sentinel:
             self.recorder.stop()
         if self.sender is not None:
             self.sender.stop()
+        if self.lease is not None:
+            self.lease.stop()  # after the last send: released, a follower takes over at once
         if self.api is not None:
             self.api.stop()
             self.api = None
@@ -522,6 +569,7 @@ class _Health:
             probes=probes,
             storage=s.db.health() if s.db is not None else None,
             celery=s.config.celery,
+            role=s.lease.role() if s.lease is not None else None,
         )
 
 
@@ -543,14 +591,17 @@ class _Status:
     def status(self) -> StatusFacts:
         s = self._sentinel
         config = s.config
+        role = s.lease.role() if s.lease is not None else None
         return StatusFacts(
-            replica=socket.gethostname(),
-            peers=(),
+            replica=role.replica if role is not None else socket.gethostname(),
+            # The replicas sentinel knows of: the lease holder, when it is another one.
+            peers=(role.holder,) if role and role.holder and role.holder != role.replica else (),
             started_at=s.store.started_at,
             evaluation_interval=config.evaluation.interval,
             receivers=tuple(receiver_names(config, s.route)),
             inhibit_rules=tuple((r.source, r.target, r.equal) for r in s.inhibitor.rules),
             time_intervals=(*config.time_intervals, *config.mute_time_intervals),
+            role=role,
         )
 
 

@@ -14,8 +14,10 @@ import pytest
 from celery import Celery
 from hypothesis import HealthCheck, settings
 
+from sentinel.db.engine import Engine
+from sentinel.db.sqlite import Database
 from tests.helpers import Broker, Worker
-from tests.services import RabbitVhost, RedisServer
+from tests.services import PostgresDatabase, RabbitVhost, RedisServer
 
 # Property-based tests: a bounded budget in `make test` and CI, a long one in `make fuzz`.
 settings.register_profile(
@@ -43,6 +45,36 @@ def amqp_url() -> Iterator[str]:
     vhost.create()
     yield vhost.url
     vhost.delete()
+
+
+@pytest.fixture(scope="session")
+def postgres_db() -> Iterator[PostgresDatabase]:
+    """A fresh PostgreSQL database for the whole run, dropped at the end; skips (fails under
+    CI) when PostgreSQL is not reachable."""
+    db = PostgresDatabase()
+    db.create()
+    yield db
+    db.drop()
+
+
+@pytest.fixture
+def postgres_url(postgres_db: PostgresDatabase) -> str:
+    """A schema of this test's own in the run's database, as a storage.url."""
+    return postgres_db.schema_url(f"t_{uuid.uuid4().hex[:12]}")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    """Each storage engine in turn, empty and migrated: the repositories' contract suite."""
+    db: Engine
+    if request.param == "sqlite":
+        db = Database(tmp_path / "sentinel.db")
+    else:
+        from sentinel.db.postgres import PostgresDatabase as Postgres
+
+        db = Postgres(request.getfixturevalue("postgres_url"))
+    yield db
+    db.close()
 
 
 @pytest.fixture(params=["redis", "rabbitmq"])

@@ -157,3 +157,96 @@ def start_daemon(config_path: Path, log_path: Path) -> subprocess.Popen[bytes]:
         stderr=subprocess.STDOUT,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
+
+
+HA_CONFIG = """
+celery:
+  broker_url: "{broker}"
+  queues: [{queue}]
+  inspect_interval: 1s
+  inspect_timeout: 500ms
+evaluation:
+  interval: {evaluation}
+storage:
+  url: "{storage}"
+ha:
+  enabled: true
+  lease: {lease}
+  replica: {replica}
+server:
+  listen: 127.0.0.1:0
+rules:
+  - name: QueueBacklog
+    kind: queue_backlog
+    queues: ["{queue}"]
+    threshold: 3
+route:
+  channels: [hook]
+  group_by: [alertname]
+  group_wait: 0s
+  group_interval: 1s
+  repeat_interval: 1h
+channels:
+  hook: {{type: webhook, url: "{hook}"}}
+"""
+
+
+class Replica:
+    """One `sentinel run` of an HA pair (HA_CONFIG), its log in `directory`."""
+
+    def __init__(self, directory: Path, name: str, **settings: object) -> None:
+        self.name = name
+        self.config = directory / f"{name}.yaml"
+        self.config.write_text(HA_CONFIG.format(replica=name, **settings))
+        self.log_path = directory / f"{name}.log"
+        self.url = ""
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Replica:
+        import re
+
+        log = open(self.log_path, "ab")  # noqa: SIM115 - the process writes it
+        start = self.log_path.stat().st_size
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "sentinel", "run", "-c", str(self.config)],
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+
+        def listening() -> re.Match[str] | None:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise AssertionError(f"sentinel {self.name} exited:\n{self.log()}")
+            return re.search(r"HTTP API listening on [\d.]+:(\d+)", self.log()[start:])
+
+        match = wait_for(listening, 30, message=f"sentinel {self.name} up")
+        self.url = f"http://127.0.0.1:{match.group(1)}"  # type: ignore[attr-defined]
+        return self
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def role(self) -> str:
+        """'leader', 'follower', or '' when it does not answer (dead, paused)."""
+        import requests
+
+        try:
+            body = requests.get(self.url + "/readyz", timeout=0.5).text
+        except requests.RequestException:
+            return ""
+        for line in body.splitlines():
+            if line.startswith("ha: "):
+                return line.split()[3]
+        return ""
+
+    def signal(self, sig: int) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)
+            self.proc.kill()
+            self.proc.wait(10)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -72,3 +73,47 @@ class Receiver:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+class Switch:
+    """A responder that answers `status` (changed by the test) and keeps what each webhook
+    body said with the status it got: the pages a receiver really accepted."""
+
+    def __init__(self, status: int = 200, hold: float = 0.0) -> None:
+        self.status = status
+        self.hold = hold  # seconds each request waits for its answer (a send stays in flight)
+        self.lock = threading.Lock()
+        self.arrived: list[float] = []  # wall-clock arrival of each request
+        self.answered: list[tuple[int, str, Any]] = []  # (status, webhook status, body)
+
+    def __call__(self, req: Request) -> tuple[int, dict[str, str], bytes]:
+        with self.lock:
+            self.arrived.append(time.time())
+            status, hold = self.status, self.hold  # as they were when it arrived
+        time.sleep(hold)
+        body = req.json()
+        with self.lock:
+            self.answered.append((status, body.get("status", ""), body))
+        return status, {"Content-Type": "application/json"}, b"{}"
+
+    def arrivals(self) -> int:
+        with self.lock:
+            return len(self.arrived)
+
+    def accepted(
+        self, webhook_status: str | None = None, alertname: str | None = None
+    ) -> list[Any]:
+        """The bodies answered 2xx; of one status, of one alertname's group (Alertmanager
+        webhook `groupLabels`)."""
+        with self.lock:
+            return [
+                b
+                for s, w, b in self.answered
+                if s < 300
+                and (webhook_status is None or w == webhook_status)
+                and (alertname is None or b.get("groupLabels", {}).get("alertname") == alertname)
+            ]
+
+    def count(self) -> int:
+        with self.lock:
+            return len(self.answered)

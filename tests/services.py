@@ -7,6 +7,7 @@ own Redis and RabbitMQ data are safe.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -14,6 +15,7 @@ import subprocess
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -115,3 +117,124 @@ class RabbitVhost:
             stderr=subprocess.PIPE,
             timeout=60,
         )
+
+
+# The PostgreSQL the suite may use (trust auth on this machine); each run makes its own
+# database on it and drops it at the end.
+POSTGRES_ADMIN_URL = os.environ.get(
+    "SENTINEL_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+
+
+class PostgresDatabase:
+    """A database of our own on the machine's PostgreSQL, named uniquely, dropped at the end;
+    each test takes a schema of its own in it (`schema_url`)."""
+
+    def __init__(self, admin_url: str = POSTGRES_ADMIN_URL) -> None:
+        self.admin_url = admin_url
+        self.name = f"sentinel_test_{uuid.uuid4().hex[:12]}"
+
+    def _admin(self) -> Any:
+        import psycopg
+
+        try:
+            return psycopg.connect(self.admin_url, autocommit=True, connect_timeout=3)
+        except psycopg.OperationalError as e:
+            unavailable(f"PostgreSQL is not reachable at {self.admin_url}: {e}")
+
+    @property
+    def url(self) -> str:
+        import psycopg.conninfo
+
+        return psycopg.conninfo.make_conninfo(self.admin_url, dbname=self.name)
+
+    def create(self) -> None:
+        with self._admin() as conn:
+            conn.execute(f'CREATE DATABASE "{self.name}"')
+
+    def drop(self) -> None:
+        with self._admin() as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+
+    def schema_url(self, schema: str) -> str:
+        """A URL whose tables live in `schema` (created here): one test's private store."""
+        import psycopg
+        import psycopg.conninfo
+
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            conn.execute(f'CREATE SCHEMA "{schema}"')
+        base = psycopg.conninfo.conninfo_to_dict(self.url)
+        return (
+            f"postgresql://{base.get('user', 'postgres')}@{base.get('host', '127.0.0.1')}:"
+            f"{base.get('port', 5432)}/{self.name}?options=-csearch_path%3D{schema}"
+        )
+
+
+class TcpProxy:
+    """A loopback TCP proxy a test can cut: `cut()` drops every connection and refuses new ones
+    (the database seen through it is unreachable), `restore()` lets them through again. The
+    server behind it is the real one and never restarted, so other users of it are safe."""
+
+    def __init__(self, host: str, port: int) -> None:
+        import threading
+
+        self.target = (host, port)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.open = True
+        self._lock = threading.Lock()
+        self._conns: list[socket.socket] = []
+        self._stop = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import threading
+
+        while not self._stop:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            upstream.settimeout(None)
+            with self._lock:  # under the lock cut() takes: no connection slips past a cut
+                if not self.open:
+                    client.close()
+                    upstream.close()
+                    continue
+                self._conns += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+
+    def cut(self) -> None:
+        with self._lock:
+            self.open = False
+            conns, self._conns = self._conns, []
+        for s in conns:
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+            s.close()
+
+    def restore(self) -> None:
+        self.open = True
+
+    def close(self) -> None:
+        self._stop = True
+        self.cut()
+        self.listener.close()

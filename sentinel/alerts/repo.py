@@ -1,6 +1,5 @@
 """Where the alert book keeps the current state of every pending, firing and recently resolved
-alert: `AlertRepo` is what the book needs (a second engine implements it again), `SqliteAlertRepo`
-is the alerts table."""
+alert: `AlertRepo` is what the book needs, `SqlAlertRepo` the alerts table on any engine."""
 
 from __future__ import annotations
 
@@ -8,7 +7,7 @@ import json
 from collections.abc import Iterable
 from typing import Any, Protocol
 
-from sentinel.db.sqlite import Database
+from sentinel.db.engine import Engine
 from sentinel.model import Alert, Labels, State
 
 
@@ -48,8 +47,8 @@ class AlertRepo(Protocol):
     def save(self, changed: Iterable[Alert], removed: Iterable[str]) -> None: ...
 
 
-class SqliteAlertRepo:
-    def __init__(self, db: Database) -> None:
+class SqlAlertRepo:
+    def __init__(self, db: Engine) -> None:
         self.db = db
 
     def load(self) -> dict[str, Alert]:
@@ -64,6 +63,13 @@ class SqliteAlertRepo:
             )
             alerts[alert.fingerprint] = alert
         return alerts
+
+    def replace(self, alerts: Iterable[Alert]) -> None:
+        """The table becomes exactly these alerts (a new leader's book)."""
+        current = {row["fingerprint"] for row in self.db.query("SELECT fingerprint FROM alerts")}
+        alerts = list(alerts)
+        keep = {a.fingerprint for a in alerts}
+        self.save(alerts, current - keep)
 
     def save(self, changed: Iterable[Alert], removed: Iterable[str]) -> None:
         rows = [
@@ -87,9 +93,15 @@ class SqliteAlertRepo:
             return
         with self.db.transaction() as conn:
             conn.executemany(
-                "INSERT OR REPLACE INTO alerts (fingerprint, rule, labels, annotations, state,"
+                "INSERT INTO alerts (fingerprint, rule, labels, annotations, state,"
                 " active_at, fired_at, resolved_at, value, threshold, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (fingerprint) DO UPDATE SET rule = excluded.rule,"
+                " labels = excluded.labels, annotations = excluded.annotations,"
+                " state = excluded.state, active_at = excluded.active_at,"
+                " fired_at = excluded.fired_at, resolved_at = excluded.resolved_at,"
+                " value = excluded.value, threshold = excluded.threshold,"
+                " updated_at = excluded.updated_at",
                 rows,
             )
             conn.executemany("DELETE FROM alerts WHERE fingerprint = ?", gone)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from sentinel.api.http import Request, Response, text
 from sentinel.api.ports import HealthFacts, HealthPort
 from sentinel.clock import Clock
+from sentinel.ha.role import Role
 
 
 def not_ready(facts: HealthFacts, now: float) -> list[str]:
@@ -57,7 +58,17 @@ class Health:
         return text("ok\n")
 
     def readyz(self, request: Request) -> Response:
-        reasons = not_ready(self.port.health(), self.clock.now())
+        facts = self.port.health()
+        reasons = not_ready(facts, self.clock.now())
+        # A follower is ready too (it evaluates and serves the API); the role is said, not
+        # judged, so a load balancer keeps both replicas.
+        role = role_line(facts.role) if facts.role is not None else ""
         if reasons:
-            return text("; ".join(reasons) + "\n", 503)
-        return text("ok\n")
+            return text("; ".join(reasons) + "\n" + role, 503)
+        return text("ok\n" + role)
+
+
+def role_line(r: Role) -> str:
+    epoch = "-" if r.epoch is None else r.epoch
+    holder = "" if r.leader else f", leader {r.holder or 'none'}"
+    return f"ha: {r.replica} is {r.name} (epoch {epoch}{holder})\n"

@@ -17,6 +17,7 @@ from sentinel.clock import Clock
 from sentinel.config.schema import CeleryConfig, ServerConfig
 from sentinel.db.health import StorageHealth
 from sentinel.facts.store import Probe
+from sentinel.ha.role import Role
 from sentinel.model import Alert
 from sentinel.notify.matchers import Matcher
 from sentinel.notify.pipeline import Mute
@@ -59,6 +60,7 @@ class HealthFacts:
     probes: Mapping[str, Probe]  # each collector's last success and failure (copies)
     storage: StorageHealth | None  # None: no storage (a one-shot run)
     celery: CeleryConfig  # the inspect interval and timeout that make a round stale
+    role: Role | None = None  # this replica's HA role (sentinel/ha); None: no HA
 
 
 class HealthPort(Protocol):
@@ -93,6 +95,7 @@ class StatusFacts:
     receivers: tuple[str, ...]
     inhibit_rules: tuple[tuple[tuple[Matcher, ...], tuple[Matcher, ...], tuple[str, ...]], ...]
     time_intervals: tuple[Mapping[str, Any], ...]  # as configured
+    role: Role | None = None  # HA (sentinel/ha): who leads, this replica's role; None: no HA
 
 
 class StatusPort(Protocol):

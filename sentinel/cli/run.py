@@ -29,6 +29,7 @@ def _refused(config: Config) -> list[str]:
 def cmd_run(args: argparse.Namespace) -> int:
     from sentinel.app import Sentinel
     from sentinel.config.check import lint
+    from sentinel.db.engine import StorageUnavailable
 
     config = load_config(args)
     if config is None:
@@ -54,6 +55,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 1
     except (OSError, sqlite3.Error) as e:  # storage.path unwritable, corrupt, on a full disk
         log.error("cannot open storage %s: %s", config.storage.path, e)
+        return 1
+    except StorageUnavailable as e:  # storage.url unreachable, or its driver not installed
+        log.error("cannot open storage %s", e)
         return 1
     stop = threading.Event()
     reload = threading.Event()

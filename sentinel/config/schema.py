@@ -4,9 +4,11 @@ expansion, the cross-checks and the models, and reports every problem at once.""
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import os
 import re
+import socket
 from collections.abc import Mapping
 from functools import cache
 from typing import TYPE_CHECKING, Annotated, Any, Union
@@ -114,8 +116,35 @@ class HistoryRetention(Strict):
 
 
 class StorageConfig(Strict):
-    path: str = "./sentinel.db"
+    path: str = "./sentinel.db"  # SQLite, the embedded default
+    url: SecretStr | None = None  # PostgreSQL, shared by replicas (instead of path)
     notification_history: HistoryRetention = Field(default_factory=HistoryRetention)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is None:
+            return v
+        if not v.get_secret_value().startswith(("postgresql://", "postgres://")):
+            raise ValueError("expected a postgresql:// URL")
+        # Checked here, not at start: `sentinel check` says so before a deployment does.
+        if not all(importlib.util.find_spec(m) for m in ("psycopg", "psycopg_pool")):
+            raise ValueError("needs the PostgreSQL driver: pip install 'sentinel-celery[postgres]'")
+        return v
+
+    @model_validator(mode="after")
+    def _one_engine(self) -> StorageConfig:
+        if self.url is not None and "path" in self.model_fields_set:
+            raise ValueError("set either path (SQLite) or url (PostgreSQL), not both")
+        return self
+
+
+class HaConfig(Strict):
+    """Replicas sharing storage.url: every one collects and evaluates, the lease holder sends."""
+
+    enabled: bool = False
+    lease: Period = 15.0  # the leader stops sending before it runs out; a follower then takes it
+    replica: str = Field(default_factory=socket.gethostname, min_length=1, max_length=200)
 
 
 class ServerConfig(Strict):
@@ -360,6 +389,7 @@ class Config(Strict):
     celery: CeleryConfig = Field(default_factory=lambda: CeleryConfig.model_validate({}))
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     storage: StorageConfig = Field(default_factory=StorageConfig)
+    ha: HaConfig = Field(default_factory=HaConfig)
     server: ServerConfig = Field(default_factory=ServerConfig)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     record: RecordConfig | None = None
@@ -409,6 +439,10 @@ class Config(Strict):
 
     @model_validator(mode="after")
     def _cross_checks(self, info: ValidationInfo) -> Config:
+        if self.ha.enabled and self.storage.url is None:
+            raise ValueError(
+                "ha.enabled needs storage.url (a PostgreSQL database the replicas share)"
+            )
         if info.context and info.context.get("cross_checked"):
             return self  # parse() already checked the raw mapping, with every other error
         problems = _cross_check(self.model_dump(by_alias=True))

@@ -11,8 +11,8 @@ periodically, writes the whole memory copy back to the path once that works agai
 
 A single lock serialises everything: writes are few (once per evaluation, once per send), and
 one writer means no SQLITE_BUSY. Migrations are numbered .sql files applied in order, tracked by
-PRAGMA user_version. The repositories see only `transaction()` and `query()`, the narrow
-interface a second engine would implement.
+PRAGMA user_version. The repositories see only the narrow interface of db/engine.py, which
+db/postgres.py implements again.
 """
 
 from __future__ import annotations
@@ -25,10 +25,11 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from sentinel.db import schema
+from sentinel.db.engine import Params
 from sentinel.db.health import StorageHealth
 from sentinel.fingerprint import sql_functions
 
@@ -40,8 +41,6 @@ STORAGE_ERRORS: tuple[type[Exception], ...] = (sqlite3.Error, OSError)
 # While degraded, the ERROR log repeats this often, so a long episode is not one old line.
 REMIND_EVERY = 300.0
 WAL_PAGES = 256
-
-Params = Any  # a tuple, list or mapping of SQL parameters
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,17 +91,14 @@ def _connect(path: str) -> sqlite3.Connection:
 
 
 def _migrate(conn: sqlite3.Connection) -> None:
-    folder = resources.files("sentinel.db") / "migrations"
-    scripts = sorted(
-        (int(p.name.split("_", 1)[0]), p) for p in folder.iterdir() if p.name.endswith(".sql")
-    )
     version = conn.execute("PRAGMA user_version").fetchone()[0]
-    for number, script in scripts:
-        if number <= version:
+    for step in schema.steps("sqlite"):
+        if step.version <= version:
             continue
-        sql = script.read_text()
         try:
-            conn.executescript(f"BEGIN IMMEDIATE;\n{sql}\nPRAGMA user_version={number};\nCOMMIT;")
+            conn.executescript(
+                f"BEGIN IMMEDIATE;\n{step.sql}\nPRAGMA user_version={step.version};\nCOMMIT;"
+            )
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
@@ -114,6 +110,11 @@ def _describe(error: BaseException) -> str:
 
 
 class Database:
+    """The SQLite engine (sentinel.db.engine.Engine)."""
+
+    dialect = "sqlite"
+    failures = STORAGE_ERRORS
+
     def __init__(
         self,
         path: str | Path,

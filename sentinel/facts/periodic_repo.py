@@ -1,12 +1,12 @@
 """Where the periodic tasks' last-seen times survive a restart: `PeriodicRepo` is what the app
-needs (a second engine implements it again), `SqlitePeriodicRepo` is the periodic_tasks table."""
+needs, `SqlPeriodicRepo` the periodic_tasks table on any engine."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import Protocol
 
-from sentinel.db.sqlite import Database
+from sentinel.db.engine import Engine
 from sentinel.facts.periodic import Remembered
 
 
@@ -18,8 +18,8 @@ class PeriodicRepo(Protocol):
         ...
 
 
-class SqlitePeriodicRepo:
-    def __init__(self, db: Database) -> None:
+class SqlPeriodicRepo:
+    def __init__(self, db: Engine) -> None:
         self.db = db
 
     def load(self) -> dict[str, Remembered]:
@@ -34,7 +34,9 @@ class SqlitePeriodicRepo:
             return
         with self.db.transaction() as conn:
             conn.executemany(
-                "INSERT OR REPLACE INTO periodic_tasks (task, seen_at, by_sent, checked_at)"
-                " VALUES (?, ?, ?, ?)",
-                rows,
+                "INSERT INTO periodic_tasks (task, seen_at, by_sent, checked_at)"
+                " VALUES (?, ?, ?, ?) ON CONFLICT (task) DO UPDATE SET"
+                " seen_at = excluded.seen_at, by_sent = excluded.by_sent,"
+                " checked_at = excluded.checked_at",
+                packed,
             )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Protocol
 
@@ -19,7 +18,15 @@ class Outbox(Protocol):
     def count(self) -> int: ...
 
 
+class Storage(Protocol):
+    @property
+    def failures(self) -> tuple[type[Exception], ...]: ...
+
+
 class Delivery(Protocol):
+    @property
+    def db(self) -> Storage: ...
+
     @property
     def outcomes(self) -> Mapping[tuple[str, str], int]: ...
 
@@ -43,7 +50,7 @@ class DeliveryCollector(Collector):
             outcomes.update(dict(self.sender.outcomes))
             try:
                 pending = self.sender.outbox.count()
-            except sqlite3.Error as e:  # storage closed during shutdown: omit, don't fail
+            except self.sender.db.failures as e:  # storage closed or away: omit, don't fail
                 log.debug("outbox count unavailable: %s", e)
         return self._families(outcomes, pending)
 

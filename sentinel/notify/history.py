@@ -5,6 +5,8 @@ resolved, when, which attempt, the outcome and the channel's error), for the sta
 Unlike the notification log (what each channel last received, one row per group and channel,
 which decides what to send), this is an audit trail: one row per attempt, read by people,
 never by the pipeline. It is bounded by age and by rows, enforced by the maintenance job.
+One SQL implementation over either engine (sentinel/db/engine.py); it is not fenced (no trigger
+in migrations/007): it logs attempts that happened, an old leader's included.
 """
 
 from __future__ import annotations
@@ -12,12 +14,11 @@ from __future__ import annotations
 import builtins
 import json
 import logging
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sentinel.db.sqlite import STORAGE_ERRORS, Database
+from sentinel.db.engine import Engine, Row
 from sentinel.model import Alert, Labels, rfc3339
 
 log = logging.getLogger("sentinel.storage")
@@ -94,7 +95,7 @@ class NotificationHistory(Protocol):
     def prune(self, older_than: float, max_rows: int) -> int: ...
 
 
-def _attempt(r: sqlite3.Row) -> Attempt:
+def _attempt(r: Row) -> Attempt:
     alerts = json.loads(r["alerts"])
     listed = alerts.get("listed", [])
     return Attempt(
@@ -112,8 +113,21 @@ def _attempt(r: sqlite3.Row) -> Attempt:
     )
 
 
-class SqliteNotificationHistory:
-    def __init__(self, db: Database) -> None:
+# An attempt naming `alert` (an alertname or a fingerprint) among its listed alerts: JSON is
+# read by each engine's own functions (the column is TEXT on both).
+_NAMES_ALERT = {
+    "sqlite": "EXISTS (SELECT 1 FROM json_each(alerts, '$.listed') AS a"
+    " WHERE json_extract(a.value, '$.alertname') = ?"
+    " OR json_extract(a.value, '$.fingerprint') = ?)",
+    "postgresql": "EXISTS (SELECT 1 FROM json_array_elements(alerts::json -> 'listed') AS a"
+    " WHERE a ->> 'alertname' = ? OR a ->> 'fingerprint' = ?)",
+}
+
+
+class SqlNotificationHistory:
+    """The notification_history table on any engine."""
+
+    def __init__(self, db: Engine) -> None:
         self.db = db
 
     def record(self, attempt: Attempt) -> None:
@@ -141,7 +155,7 @@ class SqliteNotificationHistory:
                     None if attempt.error is None else attempt.error[:MAX_ERROR],
                 ),
             )
-        except STORAGE_ERRORS as e:
+        except self.db.failures as e:
             log.warning("notification history: cannot record an attempt (%s)", e)
 
     def list(
@@ -153,17 +167,13 @@ class SqliteNotificationHistory:
         before: int | None = None,
     ) -> builtins.list[Attempt]:  # `list` is this class's method
         """Newest first. `alert` is an alertname or a fingerprint; `before` an id (paging)."""
-        where: list[str] = ["1"]
+        where: list[str] = ["1 = 1"]
         params: list[str | int] = []
         if channel:
             where.append("channel = ?")
             params.append(channel)
         if alert:
-            where.append(
-                "EXISTS (SELECT 1 FROM json_each(alerts, '$.listed') AS a"
-                " WHERE json_extract(a.value, '$.alertname') = ?"
-                " OR json_extract(a.value, '$.fingerprint') = ?)"
-            )
+            where.append(_NAMES_ALERT[self.db.dialect])
             params += [alert, alert]
         if before is not None:
             where.append("id < ?")

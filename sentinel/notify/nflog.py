@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from dataclasses import dataclass
+from typing import Protocol
 
-from sentinel.db.sqlite import Database, Transaction
+from sentinel.db.engine import Engine, Row, Tx
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,7 +17,7 @@ class LogEntry:
     memo: dict[str, str]
 
 
-def _entry(row: sqlite3.Row | None) -> LogEntry | None:
+def _entry(row: Row | None) -> LogEntry | None:
     if row is None:
         return None
     return LogEntry(
@@ -28,13 +28,21 @@ def _entry(row: sqlite3.Row | None) -> LogEntry | None:
     )
 
 
+class NflogRepo(Protocol):
+    """What the pipeline (decide) and the sender (record a delivery) need of the log."""
+
+    def get(self, group_key: str, channel: str, conn: Tx | None = None) -> LogEntry | None: ...
+
+    def prune(self, keep_groups: set[str], older_than: float) -> int: ...
+
+
 class NotificationLog:
-    def __init__(self, db: Database) -> None:
+    """The nflog table on any engine."""
+
+    def __init__(self, db: Engine) -> None:
         self.db = db
 
-    def get(
-        self, group_key: str, channel: str, conn: sqlite3.Connection | Transaction | None = None
-    ) -> LogEntry | None:
+    def get(self, group_key: str, channel: str, conn: Tx | None = None) -> LogEntry | None:
         sql = "SELECT * FROM nflog WHERE group_key = ? AND channel = ?"
         if conn is not None:
             return _entry(conn.execute(sql, (group_key, channel)).fetchone())
@@ -43,7 +51,7 @@ class NotificationLog:
 
     @staticmethod
     def record(
-        conn: sqlite3.Connection | Transaction,
+        conn: Tx,
         group_key: str,
         channel: str,
         firing: list[str],
@@ -52,8 +60,10 @@ class NotificationLog:
         memo: dict[str, str],
     ) -> None:
         conn.execute(
-            "INSERT OR REPLACE INTO nflog (group_key, channel, firing, resolved, sent_at, memo)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO nflog (group_key, channel, firing, resolved, sent_at, memo)"
+            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (group_key, channel) DO UPDATE SET"
+            " firing = excluded.firing, resolved = excluded.resolved,"
+            " sent_at = excluded.sent_at, memo = excluded.memo",
             (
                 group_key,
                 channel,

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import json
 import logging
-import sqlite3
 from dataclasses import dataclass, replace
 from typing import Any
 
 from sentinel.alerts.repo import alert_from_dict, alert_to_dict
-from sentinel.db.sqlite import Database, Transaction
+from sentinel.db.engine import Engine, Row, Tx
 from sentinel.model import Alert, Labels
 from sentinel.notify.nflog import NotificationLog
 
@@ -39,7 +38,7 @@ class OutboxRow:
     sending_since: float | None = None  # a send started and has no known outcome yet
 
 
-def _row(r: sqlite3.Row) -> OutboxRow:
+def _row(r: Row) -> OutboxRow:
     return OutboxRow(
         id=r["id"],
         group_key=r["group_key"],
@@ -74,12 +73,14 @@ def _filter(channel: str | None, exclude: tuple[str, ...]) -> tuple[str, list[ob
 
 
 class Outbox:
-    def __init__(self, db: Database) -> None:
+    """The outbox table on any engine."""
+
+    def __init__(self, db: Engine) -> None:
         self.db = db
 
     @staticmethod
     def put(
-        conn: sqlite3.Connection | Transaction,
+        conn: Tx,
         *,
         group_key: str,
         channel: str,
@@ -107,8 +108,9 @@ class Outbox:
             "   alerts = excluded.alerts, firing = excluded.firing,"
             "   resolved = excluded.resolved, reason = excluded.reason,"
             "   created_at = excluded.created_at,"
-            "   next_attempt_at = MAX(outbox.next_attempt_at, excluded.next_attempt_at),"
-            "   version = version + 1"
+            "   next_attempt_at = CASE WHEN outbox.next_attempt_at > excluded.next_attempt_at"
+            "     THEN outbox.next_attempt_at ELSE excluded.next_attempt_at END,"
+            "   version = outbox.version + 1"
             " WHERE outbox.firing != excluded.firing OR outbox.resolved != excluded.resolved"
             "   OR outbox.status != excluded.status",
             (
@@ -126,7 +128,7 @@ class Outbox:
         )
 
     @staticmethod
-    def cancel(conn: sqlite3.Connection | Transaction, group_key: str, channel: str) -> int:
+    def cancel(conn: Tx, group_key: str, channel: str) -> int:
         """Withdraw a queued notification, unless a send of it may have reached the channel
         (under way, or cut off by a crash): that one is delivered and recorded first, so the
         next decision starts from what the channel was really told."""
@@ -174,7 +176,7 @@ class Outbox:
                 if r is None:
                     return None
                 conn.execute("UPDATE outbox SET sending_since = ? WHERE id = ?", (now, r["id"]))
-        except sqlite3.OperationalError as e:
+        except self.db.failures as e:
             log.warning("outbox: cannot mark %s to %s as sending (%s)", group_key, channel, e)
             rows = self.db.query(select, (group_key, channel, now))
             return _row(rows[0]) if rows else None
@@ -188,7 +190,7 @@ class Outbox:
     ) -> float | None:
         where, params = _filter(channel, exclude)
         rows = self.db.query(
-            f"SELECT MIN(next_attempt_at) AS t FROM outbox WHERE 1{where}", tuple(params)
+            f"SELECT MIN(next_attempt_at) AS t FROM outbox WHERE TRUE{where}", tuple(params)
         )
         return rows[0]["t"] if rows else None
 
@@ -234,6 +236,6 @@ class Outbox:
             _sent(conn, row)
 
 
-def _sent(conn: sqlite3.Connection | Transaction, row: OutboxRow) -> None:
+def _sent(conn: Tx, row: OutboxRow) -> None:
     """The send's outcome is known: a newer version left in the row is withdrawable again."""
     conn.execute("UPDATE outbox SET sending_since = NULL WHERE id = ?", (row.id,))

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from sentinel.db.sqlite import Database
+from sentinel.db.engine import Engine, Fenced
 from sentinel.model import Alert, Labels, State
 from sentinel.notify.dedup import notify_reason
 from sentinel.notify.inhibit import Inhibitor
@@ -42,6 +42,9 @@ class Group:
     # Resolved alerts (fingerprint -> resolved_at) the last flush dealt with: they leave the
     # group once nothing that flush queued is still in the outbox (delivered, or nothing to say).
     flushed_resolved: dict[str, float | None] = field(default_factory=dict)
+    # A flush fell due while this replica could not decide (an HA follower, or storage
+    # refused it): it is made at the next tick that can, not a group_interval later.
+    owed: bool = False
 
 
 def group_key(route: RouteNode, labels: Labels) -> str:
@@ -62,12 +65,16 @@ class Dispatcher:
         self,
         route: RouteNode | None,
         channels: Mapping[str, Any],
-        db: Database,
+        db: Engine,
         silencer: Silencer,
         inhibitor: Inhibitor,
         on_queued: Callable[[], None] | None = None,
+        may_decide: Callable[[], bool] = lambda: True,
     ) -> None:
         self.route = route
+        # Whether this replica writes decisions (sentinel/ha: only the lease holder does); a
+        # follower keeps its groups and timers warm without flushing them.
+        self.may_decide = may_decide
         self.channels = channels
         self.db = db
         self.outbox = Outbox(db)
@@ -117,12 +124,22 @@ class Dispatcher:
             self._forget_refired(alerts)
             members = self._members(alerts)
             queued = 0
+            deciding = self.may_decide()
+            failures: tuple[type[Exception], ...] = (Fenced, *self.db.failures)
             for key, (node, labels, group_alerts) in members.items():
                 group = self.groups.get(key)
                 if group is None:
                     group = self.groups[key] = Group(key, node, labels, now + node.group_wait)
-                if now >= group.next_flush:
-                    queued += self._flush(group, group_alerts, now)
+                due = now >= group.next_flush
+                if due or (group.owed and deciding):
+                    group.owed = not deciding
+                    if deciding:
+                        try:
+                            queued += self._flush(group, group_alerts, now)
+                        except failures as e:
+                            group.owed = True  # rolled back whole; decided again next tick
+                            log.warning("group %s not flushed: %s", key, e)
+                if due:
                     group.next_flush = now + node.group_interval
             self._retire(members)
         if queued and self.on_queued is not None:
@@ -161,7 +178,10 @@ class Dispatcher:
             if not group.flushed_resolved:
                 continue
             if waiting is None:
-                waiting = self.outbox.group_keys()
+                try:
+                    waiting = self.outbox.group_keys()
+                except self.db.failures:
+                    return  # storage away: nothing retires this tick (none is lost either)
             if key in waiting:
                 continue
             for fp, resolved_at in group.flushed_resolved.items():
@@ -179,9 +199,10 @@ class Dispatcher:
         return mark not in self.done or self.done[mark] != alert.resolved_at
 
     def _flush(self, group: Group, alerts: list[Alert], now: float) -> int:
-        group.flushed_resolved = {
-            a.fingerprint: a.resolved_at for a in alerts if a.state is State.RESOLVED
-        }
+        # What this flush deals with, once its transaction commits: a flush rolled back (Fenced,
+        # storage away) has dealt with nothing, and _retire must not drop its resolved alerts
+        # (the resolve would never be decided again).
+        dealt = {a.fingerprint: a.resolved_at for a in alerts if a.state is State.RESOLVED}
         # A route inside its mute_time_intervals (or outside its active ones) is quiet as a
         # whole, as Alertmanager's TimeMuteStage/TimeActiveStage: the same as all muted.
         quiet = group.route.time_muted(now) is not None
@@ -192,6 +213,7 @@ class Dispatcher:
             with self.db.transaction() as conn:
                 for channel in group.route.channels:
                     Outbox.cancel(conn, group.key, channel)
+            group.flushed_resolved = dealt
             return 0
         firing = [a for a in audible if a.state is State.FIRING]
         resolved = [a for a in audible if a.state is State.RESOLVED]
@@ -233,6 +255,7 @@ class Dispatcher:
                 )
                 queued += 1
                 log.debug("queued %s notification to %s for %s", reason, channel, group.key)
+        group.flushed_resolved = dealt
         return queued
 
 

@@ -12,14 +12,18 @@ from __future__ import annotations
 
 import logging
 
-from sentinel.db.sqlite import Database
+from sentinel.db.engine import Engine
 from sentinel.notify.route import RouteNode
 
 log = logging.getLogger("sentinel.notify")
 
 
-def rekey(db: Database, route: RouteNode | None) -> int:
-    """Move the rows of groups under a node's legacy key to its key; returns how many."""
+def rekey(db: Engine, route: RouteNode | None) -> int:
+    """Move the rows of groups under a node's legacy key to its key; returns how many.
+    SQLite only: no PostgreSQL database predates 0.2's keys (and `UPDATE OR IGNORE` is SQLite's,
+    an update there a fenced write)."""
+    if db.dialect != "sqlite":
+        return 0
     moves = [(n.legacy_key, n.key) for n in _walk(route) if n.legacy_key not in (None, n.key)]
     if not moves:
         return 0

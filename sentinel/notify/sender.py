@@ -25,10 +25,10 @@ from sentinel.backoff import Backoff
 from sentinel.channels import build
 from sentinel.channels.base import Notification, Notifier, Permanent, Retryable
 from sentinel.clock import Clock
-from sentinel.db.sqlite import Database
+from sentinel.db.engine import Engine, Fenced
 from sentinel.links import with_generator_urls
 from sentinel.model import State
-from sentinel.notify.history import Attempt, NotificationHistory, SqliteNotificationHistory, refs
+from sentinel.notify.history import Attempt, NotificationHistory, SqlNotificationHistory, refs
 from sentinel.notify.nflog import NotificationLog
 from sentinel.notify.outbox import Outbox, OutboxRow
 
@@ -64,17 +64,21 @@ class _Lane:
 class Sender:
     def __init__(
         self,
-        db: Database,
+        db: Engine,
         channels: Mapping[str, Any],
         clock: Clock,
         notifiers: Mapping[str, Notifier] | None = None,
         history: NotificationHistory | None = None,
         external_url: Callable[[], str] = str,
+        may_send: Callable[[], bool] = lambda: True,
     ) -> None:
         self.db = db
+        # Checked before every claim and again right before contacting the channel: an HA
+        # follower, or a leader whose lease is about to run out, sends nothing (sentinel/ha).
+        self.may_send = may_send
         self.outbox = Outbox(db)
         self.nflog = NotificationLog(db)
-        self.history = history if history is not None else SqliteNotificationHistory(db)
+        self.history = history if history is not None else SqlNotificationHistory(db)
         self.clock = clock
         self.external_url = external_url  # read per send: a reload may change it
         self.channels = dict(channels)
@@ -201,8 +205,10 @@ class Sender:
     def _run(self, lane: _Lane) -> None:
         while not self._stop.is_set():
             try:
-                self._claim(lane)
-                next_due = self._next_due(lane)
+                next_due = None
+                if self.may_send():  # a follower reads nothing: its database may be away
+                    self._claim(lane)
+                    next_due = self._next_due(lane)
             except Exception:
                 log.exception("outbox sender for %s failed; retrying", lane.channel)
                 next_due = None
@@ -221,12 +227,12 @@ class Sender:
         with lane.lock:
             busy = tuple(lane.in_flight)
             free = self.max_in_flight(lane.channel) - len(busy)
-        if free <= 0:
+        if free <= 0 or not self.may_send():
             return
         for listed in self.outbox.due(
             self.clock.now(), limit=free, channel=lane.channel, exclude=busy
         ):
-            if self._stop.is_set():
+            if self._stop.is_set() or not self.may_send():
                 return
             row = self.outbox.claim(listed.group_key, listed.channel, self.clock.now())
             if row is None:
@@ -244,6 +250,10 @@ class Sender:
     def _send(self, lane: _Lane, row: OutboxRow) -> None:
         try:
             self.deliver(row)
+        except Fenced as e:
+            # Sent (perhaps) but not recorded: the new leader finds the claim and sends again,
+            # the one duplicate a failover can make (docs: README, High availability).
+            log.error("delivery to %s for %s not recorded: %s", row.channel, row.group_key, e)
         except Exception:
             # The row stays in the outbox (nothing recorded it), so the next claim retries it.
             log.exception("delivery to %s for %s failed; retrying", row.channel, row.group_key)
@@ -266,6 +276,8 @@ class Sender:
         """Deliver every row that is due now (for one channel, or all), one at a time; returns
         how many went out. Each (group, channel) is tried at most once per call, as it stands
         when its turn comes: a row rewritten or cancelled meanwhile is sent as it is now."""
+        if not self.may_send():
+            return 0
         sent = 0
         now = self.clock.now()
         for row in self.outbox.due(now, limit=None, channel=channel):
@@ -320,6 +332,11 @@ class Sender:
             external_url=base,
         )
         labels = dict(row.group_labels)
+        if not self.may_send():
+            # Claimed under a lease that is running out: the next leader sends it (the claim
+            # marks it as possibly sent, so nobody withdraws it meanwhile).
+            log.warning("not sending %s to %s: no longer leader", row.group_key, row.channel)
+            return 0
         try:
             memo = self.notifier(row.channel).send(notification)
         except Retryable as e:

@@ -117,8 +117,10 @@ class V2:
                 "cluster": {
                     "name": facts.replica,
                     # One sentinel is not a cluster; with HA the leader is the one that sends.
-                    "status": "ready" if facts.peers else "disabled",
+                    "status": "ready" if facts.peers or facts.role else "disabled",
                     "peers": [{"name": p, "address": ""} for p in facts.peers],
+                    # sentinel's own (amtool ignores them): this replica's role, the lease holder
+                    **({"role": r.name, "leader": r.holder} if (r := facts.role) else {}),
                 },
                 "versionInfo": {
                     "version": __version__,

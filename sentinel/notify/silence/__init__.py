@@ -107,7 +107,7 @@ def _time(value: Any, name: str, default: float | None) -> float:
 
 
 class SilenceRepo(Protocol):
-    """What the silencer persists through; `repo.SqliteSilenceRepo` is the SQLite one."""
+    """What the silencer persists through; `repo.SqlSilenceRepo` is the SQLite one."""
 
     def all(self) -> list[Silence]: ...
 
@@ -127,6 +127,14 @@ class Silencer:
     def all(self) -> list[Silence]:
         with self._lock:
             return list(self._silences.values())
+
+    def refresh(self) -> None:
+        """Read the silences again: replicas sharing storage each make them (sentinel/ha)."""
+        if self.repo is None:
+            return
+        silences = {s.id: s for s in self.repo.all()}
+        with self._lock:
+            self._silences = silences
 
     def get(self, silence_id: str) -> Silence | None:
         with self._lock:

@@ -1,4 +1,4 @@
-"""Silences as Alertmanager's API v2 knows them, kept in SQLite: the silencer's `SilenceRepo`."""
+"""Silences as Alertmanager's API v2 knows them, on any engine: the silencer's `SilenceRepo`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from sentinel.db.sqlite import Database
+from sentinel.db.engine import Engine
 from sentinel.notify.matchers import Matcher, MatcherError
 from sentinel.notify.silence import Silence
 
@@ -42,8 +42,8 @@ def _readable(rows: Iterable[Any]) -> list[Silence]:
     return out
 
 
-class SqliteSilenceRepo:
-    def __init__(self, db: Database) -> None:
+class SqlSilenceRepo:
+    def __init__(self, db: Engine) -> None:
         self.db = db
 
     def all(self) -> list[Silence]:
@@ -52,9 +52,12 @@ class SqliteSilenceRepo:
     def save(self, s: Silence) -> None:
         with self.db.transaction() as conn:
             conn.execute(
-                "INSERT OR REPLACE INTO silences"
+                "INSERT INTO silences"
                 " (id, matchers, starts_at, ends_at, created_by, comment, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET"
+                " matchers = excluded.matchers, starts_at = excluded.starts_at,"
+                " ends_at = excluded.ends_at, created_by = excluded.created_by,"
+                " comment = excluded.comment, updated_at = excluded.updated_at",
                 (
                     s.id,
                     json.dumps([m.to_api() for m in s.matchers]),

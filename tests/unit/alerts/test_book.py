@@ -9,7 +9,7 @@ import pytest
 
 import sentinel.alerts.book as book_module
 from sentinel.alerts.book import RESOLVED_RETENTION, RESTORE_GRACE, AlertBook, Transition
-from sentinel.alerts.repo import SqliteAlertRepo
+from sentinel.alerts.repo import SqlAlertRepo
 from sentinel.clock import FakeClock
 from sentinel.config import Config, parse
 from sentinel.db.sqlite import Database
@@ -56,14 +56,14 @@ class Harness:
         self.clock = FakeClock(T0)
         self.store = FactStore()
         self.db = Database(db_path)
-        self.book = AlertBook(SqliteAlertRepo(self.db))
+        self.book = AlertBook(SqlAlertRepo(self.db))
 
     def restart(self) -> None:
         """The daemon stops and starts: memory is lost, the SQLite file is not."""
         self.db.close()
         self.store = FactStore()
         self.db = Database(self.db_path)
-        self.book = AlertBook(SqliteAlertRepo(self.db))
+        self.book = AlertBook(SqlAlertRepo(self.db))
 
     def depth(self, queue: str, depth: int | None) -> None:
         if depth is None:
@@ -82,7 +82,7 @@ class Harness:
             self.config.rules if rules is None else rules, self.store, self.clock.now()
         )
         # whatever is in memory is also on disk
-        assert SqliteAlertRepo(self.db).load() == self.book.alerts
+        assert SqlAlertRepo(self.db).load() == self.book.alerts
         return transitions
 
     def alert(self, rule: str, **labels: str) -> Any:
@@ -413,7 +413,7 @@ def test_resolved_alert_without_sample_is_forgotten_after_retention(h: Harness) 
     h.clock.advance(1)
     h.tick()
     assert h.book.alerts == {}
-    assert SqliteAlertRepo(h.db).load() == {}
+    assert SqlAlertRepo(h.db).load() == {}
 
 
 def test_alert_whose_rule_disappears_resolves(h: Harness) -> None:

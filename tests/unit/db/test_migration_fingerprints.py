@@ -13,7 +13,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from sentinel.alerts.repo import SqliteAlertRepo
+from sentinel.alerts.repo import SqlAlertRepo
 from sentinel.clock import FakeClock
 from sentinel.fingerprint import fingerprint_v1
 from sentinel.model import Alert
@@ -75,7 +75,7 @@ def test_an_upgrade_neither_repages_nor_forgets(tmp_path: Path) -> None:
     gone = resolve(idle, GROUP_WAIT + 30)
     before.notifiers["pager"].always = ConnectionError("pager down")
     assert before.run(GROUP_WAIT + 30, GROUP_WAIT + GROUP_INTERVAL, [backlog, gone]) == []
-    SqliteAlertRepo(before.db).save([backlog, gone], [])
+    SqlAlertRepo(before.db).save([backlog, gone], [])
     before.close()
     downgrade(path, [backlog, gone])
     legacy = stored_fingerprints(path)
@@ -89,7 +89,7 @@ def test_an_upgrade_neither_repages_nor_forgets(tmp_path: Path) -> None:
     assert sorted(stored["alerts"]) == sorted([backlog.fingerprint, gone.fingerprint])
     assert backlog.fingerprint in stored["nflog.firing"]
     assert stored["outbox.resolved"] == [gone.fingerprint]
-    loaded = SqliteAlertRepo(after.db).load()
+    loaded = SqlAlertRepo(after.db).load()
     assert set(loaded) == {backlog.fingerprint, gone.fingerprint}
     # The queued resolve goes out, and the still-firing backlog is not paged again.
     sent = after.run(restart, restart + GROUP_WAIT, list(loaded.values()))
@@ -109,7 +109,7 @@ def test_a_current_file_is_left_alone(tmp_path: Path) -> None:
     alert = firing("QueueBacklog", queue="q1")
     h = Harness(path, FakeClock(T0))
     h.run(0, GROUP_WAIT, [alert])
-    SqliteAlertRepo(h.db).save([alert], [])
+    SqlAlertRepo(h.db).save([alert], [])
     h.close()
     before = stored_fingerprints(path)
     Harness(path, FakeClock(T0 + 60)).close()

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from prometheus_client import generate_latest
 
-from sentinel.alerts.repo import SqliteAlertRepo
+from sentinel.alerts.repo import SqlAlertRepo
 from sentinel.api.health import not_ready
 from sentinel.app import Sentinel
 from sentinel.clock import FakeClock
@@ -147,7 +147,7 @@ def test_an_unreadable_file_at_start_is_kept_aside(tmp_path: Path) -> None:
     path.write_bytes(b"not a database" * 100)
     db = Database(path)
     assert not db.health().healthy
-    repo = SqliteAlertRepo(db)
+    repo = SqlAlertRepo(db)
     assert repo.load() == {}
     assert db.check()
     assert [p.read_bytes()[:14] for p in tmp_path.glob("sentinel.db.foreign-*")] == [

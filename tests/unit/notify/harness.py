@@ -19,7 +19,7 @@ from sentinel.notify.pipeline import Dispatcher
 from sentinel.notify.route import build
 from sentinel.notify.sender import Sender
 from sentinel.notify.silence import Silencer
-from sentinel.notify.silence.repo import SqliteSilenceRepo
+from sentinel.notify.silence.repo import SqlSilenceRepo
 from tests.helpers import T0
 
 GROUP_WAIT, GROUP_INTERVAL, REPEAT = 30.0, 300.0, 4 * 3600.0
@@ -79,7 +79,7 @@ class Harness:
         assert config.route is not None
         self.clock = clock
         self.db = Database(path)
-        self.silencer = Silencer(SqliteSilenceRepo(self.db))
+        self.silencer = Silencer(SqlSilenceRepo(self.db))
         self.notifiers = {name: FakeNotifier(name) for name in config.channels}
         self.dispatcher = Dispatcher(
             build(config.route),

@@ -11,7 +11,7 @@ from sentinel.clock import FakeClock
 from sentinel.db.sqlite import Database
 from sentinel.model import Alert, Labels, State
 from sentinel.notify import maintenance
-from sentinel.notify.history import MAX_ALERTS_PER_ROW, Attempt, SqliteNotificationHistory, refs
+from sentinel.notify.history import MAX_ALERTS_PER_ROW, Attempt, SqlNotificationHistory, refs
 from sentinel.notify.silence import Silencer
 from tests.helpers import T0
 
@@ -19,7 +19,7 @@ from tests.helpers import T0
 @pytest.fixture
 def history(tmp_path: Path):  # type: ignore[no-untyped-def]
     db = Database(tmp_path / "s.db")
-    yield SqliteNotificationHistory(db)
+    yield SqlNotificationHistory(db)
     db.close()
 
 

@@ -12,7 +12,7 @@ from sentinel.db.sqlite import Database
 from sentinel.model import Labels, rfc3339
 from sentinel.notify.matchers import Matcher, parse_matcher
 from sentinel.notify.silence import Silence, Silencer
-from sentinel.notify.silence.repo import SqliteSilenceRepo
+from sentinel.notify.silence.repo import SqlSilenceRepo
 from tests.helpers import T0
 
 # (id, matcher, labels, matches?)
@@ -279,7 +279,7 @@ def db_path(tmp_path: Path) -> Path:
 
 def test_silencer_persists_across_restarts(db_path: Path) -> None:
     db = Database(db_path)
-    silencer = Silencer(SqliteSilenceRepo(db))
+    silencer = Silencer(SqlSilenceRepo(db))
     kept = silencer.put(
         Silence.from_api(
             body(matchers=[m("alertname", "IdleWorker"), m("worker", "w1.*", regex=True)]), T0
@@ -290,7 +290,7 @@ def test_silencer_persists_across_restarts(db_path: Path) -> None:
     db.close()
 
     db2 = Database(db_path)
-    restarted = Silencer(SqliteSilenceRepo(db2))
+    restarted = Silencer(SqlSilenceRepo(db2))
     by_id = {s.id: s for s in restarted.all()}
     assert set(by_id) == {kept.id, expired.id}
     assert by_id[kept.id] == kept
@@ -302,12 +302,12 @@ def test_silencer_persists_across_restarts(db_path: Path) -> None:
 
 def test_silencer_gc_forgets_long_expired_silences(db_path: Path) -> None:
     db = Database(db_path)
-    silencer = Silencer(SqliteSilenceRepo(db))
+    silencer = Silencer(SqlSilenceRepo(db))
     old = silencer.put(Silence.from_api(body(endsAt=rfc3339(T0 + 60)), T0))
     fresh = silencer.put(Silence.from_api(body(endsAt=rfc3339(T0 + 86400)), T0))
     silencer.gc(T0 + 60 + 3600, retention=3600)  # `old` ended exactly retention ago: kept
     assert {s.id for s in silencer.all()} == {old.id, fresh.id}
     silencer.gc(T0 + 60 + 3601, retention=3600)
     assert [s.id for s in silencer.all()] == [fresh.id]
-    assert [s.id for s in Silencer(SqliteSilenceRepo(db)).all()] == [fresh.id]
+    assert [s.id for s in Silencer(SqlSilenceRepo(db)).all()] == [fresh.id]
     db.close()

@@ -69,7 +69,7 @@ def test_a_month_of_distinct_groups_keeps_the_database_bounded(
 ) -> None:
     # synchronous=NORMAL: the same file and statements, without an fsync per transaction
     # (50,000 of them would make this test about disk latency).
-    monkeypatch.setattr("sentinel.app.Database", partial(Database, durable=False))
+    monkeypatch.setattr("sentinel.db.sqlite.Database", partial(Database, durable=False))
     path = tmp_path / "sentinel.db"
     clock = FakeClock(T0)
     s = Sentinel(parse(CONFIG.format(path=path), env={}), clock)

@@ -189,11 +189,11 @@ def silence_raw(tmp_path: Path) -> dict:
 def test_replay_mutes_with_the_state_files_silences_and_never_writes_it(tmp_path, capsys):
     from sentinel.db.sqlite import Database
     from sentinel.notify.silence import Matcher, Silence
-    from sentinel.notify.silence.repo import SqliteSilenceRepo
+    from sentinel.notify.silence.repo import SqlSilenceRepo
 
     db = Database(tmp_path / "state.db")
     matcher = Matcher.from_api({"name": "alertname", "value": "TaskFailureRate", "isRegex": False})
-    SqliteSilenceRepo(db).save(
+    SqlSilenceRepo(db).save(
         Silence(
             id="s1",
             matchers=(matcher,),

@@ -13,7 +13,7 @@ from sentinel.config import ConfigError, parse
 from sentinel.config.check import check
 from sentinel.db.sqlite import Database
 from sentinel.facts.periodic import Remembered
-from sentinel.facts.periodic_repo import SqlitePeriodicRepo
+from sentinel.facts.periodic_repo import SqlPeriodicRepo
 from sentinel.facts.store import FactStore
 from sentinel.rules.periodic_task import PeriodicTaskRule
 from tests.helpers import T0
@@ -86,10 +86,10 @@ def test_last_seen_survives_a_restart(tmp_path: Path) -> None:
     store = store_started()
     sent(store, "reports.nightly", T0 + 5)
     run(RULE, store, T0 + 100)  # watched from now on
-    SqlitePeriodicRepo(db).save(store.periodic.rows(T0 + 100))
+    SqlPeriodicRepo(db).save(store.periodic.rows(T0 + 100))
     db.close()
     again = Database(tmp_path / "s.db")
-    remembered = SqlitePeriodicRepo(again).load()
+    remembered = SqlPeriodicRepo(again).load()
     assert remembered == {"reports.nightly": Remembered(T0 + 5, True, T0 + 100)}
     store = store_started(T0 + 200)
     store.periodic.remembered = remembered
