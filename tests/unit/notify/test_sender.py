@@ -210,7 +210,10 @@ def test_a_newer_decision_for_one_group_does_not_skip_another_groups_firing(gate
     pager.call_for(A, 1).release.set()
     wait_for(lambda: h.rows() == [], WAIT, message="all delivered")
     order = [A if A in c.notification.group_key else B for c in pager.calls]
-    assert order == [A, B, A]
+    if cap == 1:
+        assert order == [A, B, A]
+    else:  # A's and B's first sends start together: either may call first
+        assert sorted(order[:2]) == sorted([A, B]) and order[2:] == [A]
     entry = h.nflog.get(pager.sent(B)[0].notification.group_key, "pager")
     assert entry is not None and entry.firing == frozenset({b.fingerprint})
 
