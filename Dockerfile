@@ -9,7 +9,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY sentinel ./sentinel
-RUN pip install . \
+# The postgres extra: the same image runs alone (SQLite) or as an HA replica (storage.url).
+RUN pip install '.[postgres]' \
  && useradd --system --uid 10001 --no-create-home --home-dir /var/lib/sentinel sentinel \
  && mkdir -p /etc/sentinel /var/lib/sentinel \
  && chown sentinel:sentinel /var/lib/sentinel \

@@ -40,6 +40,11 @@ def test_dockerfile_runs_as_a_non_root_user_with_a_state_volume_and_healthcheck(
     assert "SENTINEL_CONFIG=/etc/sentinel/rules.yaml" in (ROOT / "Dockerfile").read_text()
 
 
+def test_the_image_can_be_an_ha_replica() -> None:
+    # The README's HA pair runs this image with storage.url: it needs the PostgreSQL driver.
+    assert "[postgres]" in _instruction("RUN")
+
+
 def test_the_container_entrypoint_validates_the_shipped_config(tmp_path: Path) -> None:
     # What the image runs, minus Docker: the console script on the config the image ships.
     env = {
