@@ -1,6 +1,6 @@
 """The Celery-native kinds (issue 12) against real brokers, real `celery worker` processes and
 a real `celery beat`. Each test prints `fault-to-page <kind> <broker> <seconds>`: the time from
-the fault to the alert firing (run with -s to read them)."""
+the fault to the page arriving at a local webhook receiver (run with -s to read them)."""
 
 from __future__ import annotations
 
@@ -33,7 +33,45 @@ from tests.receivers import Receiver
 pytestmark = pytest.mark.integration
 
 
-def measured(kind: str, broker: Broker, since: float) -> float:
+def paged_config(broker: Broker, tmp_path: Path, pager: Receiver, rules: str, **kw: Any) -> Config:
+    """The harness's config, paging `pager` (a local webhook) the moment an alert fires."""
+    route = f"""
+route:
+  channels: [pager]
+  group_wait: 0s
+  group_interval: 1s
+  repeat_interval: 1h
+channels:
+  pager:
+    type: webhook
+    url: "{pager.url}/alerts"
+"""
+    kw["extra"] = route + kw.get("extra", "")
+    return config_for(broker, tmp_path, rules, **kw)
+
+
+@pytest.fixture
+def pager() -> Iterator[Receiver]:
+    receiver = Receiver()
+    yield receiver
+    receiver.close()
+
+
+def measured(
+    kind: str, broker: Broker, since: float, pager: Receiver | None = None, alertname: str = ""
+) -> float:
+    """Seconds from the fault to the firing page for `alertname` (to the first page at all
+    when no pager is given: the watchdog's own receiver)."""
+    if pager is not None:
+
+        def paged() -> bool:
+            return any(
+                b["status"] == "firing"
+                and any(a["labels"]["alertname"] == alertname for a in b["alerts"])
+                for b in pager.bodies()
+            )
+
+        wait_for(paged, 15, message=f"the {alertname} page")
     seconds = time.monotonic() - since
     print(f"\nfault-to-page {kind} {broker.kind} {seconds:.1f}")
     return seconds
@@ -67,13 +105,14 @@ def run_sentinel() -> Iterator[Callable[..., Sentinel]]:
 
 
 def test_stuck_task_fires_while_it_runs_and_resolves_when_it_finishes(
-    broker, workers, producer, run_sentinel, tmp_path
+    broker, workers, producer, run_sentinel, tmp_path, pager
 ):
     workers("w1", **PREFORK)
     s = run_sentinel(
-        config_for(
+        paged_config(
             broker,
             tmp_path,
+            pager,
             """
         - name: StuckTask
           kind: stuck_task
@@ -87,7 +126,9 @@ def test_stuck_task_fires_while_it_runs_and_resolves_when_it_finishes(
     wait_for(lambda: len(s.store.running) == 1, 20, message="the task started")
     started = time.monotonic()
     alert = wait_firing(s, "StuckTask", task="tests.sleep", timeout=20)
-    assert measured("stuck_task", broker, started) < 3 + 1 + 2
+    assert (
+        measured("stuck_task", broker, started, pager, "StuckTask") < 3 + 1 + 2 + 1
+    )  # + 1: the send
     assert " on " in alert.annotations["task_ids"]
     assert alert.value is not None and alert.value >= 3
     wait_resolved(s, "StuckTask", task="tests.sleep", timeout=30)
@@ -147,14 +188,15 @@ def test_a_lost_task_succeeded_is_cleared_by_the_next_inspect_active(
 
 
 def test_lost_task_on_sigkill_mid_task_and_cleared_when_redelivered_and_finished(
-    broker, workers, producer, run_sentinel, tmp_path
+    broker, workers, producer, run_sentinel, tmp_path, pager
 ):
     fast_redelivery = {"SENTINEL_TEST_VISIBILITY": "3"}
     w1 = workers("w1", env=fast_redelivery, **PREFORK)
     s = run_sentinel(
-        config_for(
+        paged_config(
             broker,
             tmp_path,
+            pager,
             """
         - name: LostTask
           kind: lost_task
@@ -170,7 +212,7 @@ def test_lost_task_on_sigkill_mid_task_and_cleared_when_redelivered_and_finished
     killed = time.monotonic()
     alert = wait_firing(s, "LostTask", task="tests.sleep_late", timeout=20)
     # heartbeat expiry (2 x 1 s), then at once (the liveness watch, every 1 s)
-    assert measured("lost_task", broker, killed) < 2 + 1 + 3
+    assert measured("lost_task", broker, killed, pager, "LostTask") < 2 + 1 + 3 + 1
     assert alert.value == 1 and w1.hostname in alert.annotations["task_ids"]
     # acks_late: the broker gives the task to the next worker, which runs it to the end. Redis
     # restores an unacknowledged message once it is older than the visibility timeout (3 s),
@@ -183,14 +225,15 @@ def test_lost_task_on_sigkill_mid_task_and_cleared_when_redelivered_and_finished
 # -- queue_unconsumed -------------------------------------------------------------------------
 
 
-def test_queue_unconsumed_after_a_rename(broker, workers, producer, run_sentinel, tmp_path):
+def test_queue_unconsumed_after_a_rename(broker, workers, producer, run_sentinel, tmp_path, pager):
     old = f"{broker.queue}-old"
     broker.queues_to_clean.append(old)
     workers("w1")  # consumes only broker.queue: the deploy renamed `old` to it
     s = run_sentinel(
-        config_for(
+        paged_config(
             broker,
             tmp_path,
+            pager,
             """
         - name: QueueUnconsumed
           kind: queue_unconsumed
@@ -203,7 +246,7 @@ def test_queue_unconsumed_after_a_rename(broker, workers, producer, run_sentinel
     for i in range(3):
         producer.send_task("tests.add", args=(i, i), queue=old)
     alert = wait_firing(s, "QueueUnconsumed", queue=old, timeout=20)
-    measured("queue_unconsumed", broker, sent)
+    measured("queue_unconsumed", broker, sent, pager, "QueueUnconsumed")
     assert alert.value == 3
     producer.send_task("tests.add", args=(1, 1))
     s.evaluate()
@@ -216,14 +259,15 @@ def test_queue_unconsumed_after_a_rename(broker, workers, producer, run_sentinel
 
 
 def test_queue_stalled_when_the_only_slot_is_held_but_not_while_moving(
-    broker, workers, producer, run_sentinel, tmp_path
+    broker, workers, producer, run_sentinel, tmp_path, pager
 ):
     # prefork -c 1: the main process keeps heartbeating and answering, its one slot is busy.
     workers("w1", **PREFORK)
     s = run_sentinel(
-        config_for(
+        paged_config(
             broker,
             tmp_path,
+            pager,
             """
         - name: QueueStalled
           kind: queue_stalled
@@ -253,7 +297,7 @@ def test_queue_stalled_when_the_only_slot_is_held_but_not_while_moving(
         producer.send_task("tests.add", args=(i, i))
     waiting = time.monotonic()
     alert = wait_firing(s, "QueueStalled", queue=broker.queue, timeout=30)
-    measured("queue_stalled", broker, waiting)
+    measured("queue_stalled", broker, waiting, pager, "QueueStalled")
     assert alert.value is not None and alert.value >= 4
     assert not firing(s, "QueueStalled", queue="nothing")
     with Connection(broker.url) as conn:
@@ -265,12 +309,13 @@ def test_queue_stalled_when_the_only_slot_is_held_but_not_while_moving(
 
 
 def test_worker_flapping_when_one_name_restarts_three_times(
-    broker, workers, run_sentinel, tmp_path
+    broker, workers, run_sentinel, tmp_path, pager
 ):
     s = run_sentinel(
-        config_for(
+        paged_config(
             broker,
             tmp_path,
+            pager,
             """
         - name: WorkerFlapping
           kind: worker_flapping
@@ -289,7 +334,7 @@ def test_worker_flapping_when_one_name_restarts_three_times(
         wait_live_workers(s, 1)
         w.stop()
     alert = wait_firing(s, "WorkerFlapping", worker=hostname, timeout=20)
-    measured("worker_flapping", broker, back)
+    measured("worker_flapping", broker, back, pager, "WorkerFlapping")
     assert alert.value == 3
 
 
@@ -297,13 +342,14 @@ def test_worker_flapping_when_one_name_restarts_three_times(
 
 
 def test_task_rate_above_on_a_retry_storm_and_below_when_a_producer_stops(
-    broker, workers, producer, run_sentinel, tmp_path
+    broker, workers, producer, run_sentinel, tmp_path, pager
 ):
     workers("w1")
     s = run_sentinel(
-        config_for(
+        paged_config(
             broker,
             tmp_path,
+            pager,
             """
         - name: RetryStorm
           kind: task_rate
@@ -324,7 +370,7 @@ def test_task_rate_above_on_a_retry_storm_and_below_when_a_producer_stops(
     storm = time.monotonic()
     producer.send_task("tests.retrying", args=(400,))
     alert = wait_firing(s, "RetryStorm", task="tests.retrying", timeout=30)
-    measured("task_rate(above)", broker, storm)
+    measured("task_rate(above)", broker, storm, pager, "RetryStorm")
     assert alert.value is not None and alert.value > 2
     with Connection(broker.url) as conn:
         conn.default_channel.queue_purge(broker.queue)  # the storm's remaining retries
@@ -337,7 +383,7 @@ def test_task_rate_above_on_a_retry_storm_and_below_when_a_producer_stops(
     assert not firing(s, "ThroughputDrop")
     stopped = time.monotonic()
     wait_firing(s, "ThroughputDrop", task="tests.add", timeout=20)
-    measured("task_rate(below)", broker, stopped)
+    measured("task_rate(below)", broker, stopped, pager, "ThroughputDrop")
 
 
 # -- events_missing ---------------------------------------------------------------------------
@@ -345,7 +391,7 @@ def test_task_rate_above_on_a_retry_storm_and_below_when_a_producer_stops(
 
 @pytest.mark.parametrize("events", ["off", "no-heartbeats", "on"])
 def test_events_missing_when_events_are_off_and_not_when_on(
-    events, broker, workers, producer, run_sentinel, tmp_path
+    events, broker, workers, producer, run_sentinel, tmp_path, pager
 ):
     """off: no -E, worker_send_task_events off, enable_events off: heartbeats (worker events)
     still arrive, task events not. no-heartbeats: not even those; only ping answers."""
@@ -355,9 +401,10 @@ def test_events_missing_when_events_are_off_and_not_when_on(
     hold = "0s" if events == "no-heartbeats" else "2s"
     workers("w1", events=on, heartbeats=events != "no-heartbeats")
     s = run_sentinel(
-        config_for(
+        paged_config(
             broker,
             tmp_path,
+            pager,
             f"""
         - name: EventsMissing
           kind: events_missing
@@ -378,7 +425,7 @@ def test_events_missing_when_events_are_off_and_not_when_on(
         producer.send_task("tests.add", args=(i, i))
     if not on:
         alert = wait_firing(s, "EventsMissing", timeout=40)
-        measured(f"events_missing({events})", broker, started)
+        measured(f"events_missing({events})", broker, started, pager, "EventsMissing")
         assert alert.value == 1.0
         return
     wait_for(
@@ -452,11 +499,12 @@ def beat(broker: Broker, tmp_path: Path) -> Iterator[Callable[[], Beat]]:
         b.stop()
 
 
-def test_periodic_task_with_a_real_beat(broker, workers, beat, run_sentinel, tmp_path):
+def test_periodic_task_with_a_real_beat(broker, workers, beat, run_sentinel, tmp_path, pager):
     workers("w1")
-    config = config_for(
+    config = paged_config(
         broker,
         tmp_path,
+        pager,
         """
         - name: BeatMissed
           kind: periodic_task
@@ -475,7 +523,7 @@ def test_periodic_task_with_a_real_beat(broker, workers, beat, run_sentinel, tmp
     stopped = time.monotonic()
     wait_firing(s, "BeatMissed", task="tests.tick", timeout=20)
     # every + grace + one evaluation (1 s), from the last run before the stop
-    assert measured("periodic_task", broker, stopped) < 2 + 2 + 1 + 2
+    assert measured("periodic_task", broker, stopped, pager, "BeatMissed") < 2 + 2 + 1 + 2 + 1
     b = beat()
     wait_resolved(s, "BeatMissed", task="tests.tick", timeout=30)
 
