@@ -78,8 +78,10 @@ class InspectCollector:
             if isinstance(tasks, list)
         }
         active = {host: len(tasks) for host, tasks in running.items()}
-        # A ping answer is evidence of life until the next snapshot is due.
-        ttl = self.interval + self.timeout
+        # A ping answer is evidence of life until the snapshot after next is due: as with
+        # Celery's heartbeats (alive for 2 x freq), one late or skipped round is not a death,
+        # or a worker alive by ping alone flickers dead whenever a round runs late.
+        ttl = 2 * self.interval + self.timeout
         self.store.set_inspect(
             set(pings), pinged_at, ttl, active_queues, stats, active, now, _slim(running)
         )
