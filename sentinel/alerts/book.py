@@ -332,7 +332,6 @@ class AlertBook:
             tick.held.add(rule.name)
         instance_labels: list[Labels] = []
         states: dict[int, str] = {}
-        seen = tick.seen
         for i, sample in enumerate(samples):
             instance = tuple(sample.labels.items())
             hit = cache.get(instance)
@@ -347,30 +346,7 @@ class AlertBook:
                 if restored:
                     restored.discard(fp)
                 continue
-            seen.add(fp)
-            restored.discard(fp)
-            active = None if hold and sample.active is False else sample.active
-            new = step(
-                prev,
-                active,
-                rule=rule.name,
-                labels=labels,
-                value=sample.value,
-                threshold=sample.threshold,
-                for_=rule.for_,
-                now=now,
-            )
-            self._record(
-                prev,
-                new,
-                fp,
-                labels,
-                rule,
-                tick.transitions,
-                tick.changed,
-                tick.removed,
-                sample.detail,
-            )
+            new = self._step_sample(prev, sample, labels, fp, rule, hold, now, tick)
             if new is not None:
                 states[i] = new.state.value
         tick.rows._add(rule.name, samples, instance_labels, states)
@@ -393,7 +369,6 @@ class AlertBook:
             cache = self._labels[key] = {}
         if hold:
             tick.held.add(rule.name)
-        seen = tick.seen
         states: dict[tuple[tuple[str, str], ...], str] = {}
         # Most samples are inactive with no alert: nothing to step. Once `alerting` is known
         # complete, those are passed over on one attribute read (a tick may evaluate thousands).
@@ -415,20 +390,7 @@ class AlertBook:
                 if restored:
                     restored.discard(fp)
                 continue
-            seen.add(fp)
-            restored.discard(fp)
-            active = None if hold and sample.active is False else sample.active
-            new = step(
-                prev,
-                active,
-                rule=rule.name,
-                labels=labels,
-                value=sample.value,
-                threshold=sample.threshold,
-                for_=rule.for_,
-                now=now,
-            )
-            self._record(prev, new, fp, labels, rule, tick.transitions, tick.changed, tick.removed)
+            new = self._step_sample(prev, sample, labels, fp, rule, hold, now, tick)
             if new is None:
                 alerting.pop(series, None)
             else:
@@ -437,6 +399,45 @@ class AlertBook:
         if full:
             kept.complete = True  # every matching series was looked up in the book
         tick.rows._add_lazy(rule.name, list(samples.values()), base, states)
+
+    def _step_sample(
+        self,
+        prev: Alert | None,
+        sample: Sample,
+        labels: Labels,
+        fp: str,
+        rule: Any,
+        hold: bool,
+        now: float,
+        tick: _Tick,
+    ) -> Alert | None:
+        """One sample's alert through its transition, recorded: the step both kinds of rule
+        share (_step_rule, _step_series). A held rule's False is "cannot tell"."""
+        tick.seen.add(fp)
+        self._restored.discard(fp)
+        active = None if hold and sample.active is False else sample.active
+        new = step(
+            prev,
+            active,
+            rule=rule.name,
+            labels=labels,
+            value=sample.value,
+            threshold=sample.threshold,
+            for_=rule.for_,
+            now=now,
+        )
+        self._record(
+            prev,
+            new,
+            fp,
+            labels,
+            rule,
+            tick.transitions,
+            tick.changed,
+            tick.removed,
+            sample.detail,
+        )
+        return new
 
     def _rule_failed(self, rule: Any, stage: str, now: float) -> None:
         """Count a rule's failure and log it, with its traceback at most once per rule every
