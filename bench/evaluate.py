@@ -204,7 +204,7 @@ def run_case(args: argparse.Namespace, case: str) -> list[dict[str, Any]]:
 
     # Both modes tick the same store, alternating which goes first, so a change in the
     # machine's load hits both alike: the per-tick ratio is the figure to trust.
-    modes = (False, True)
+    modes = (False, True) if args.modes == "both" else (args.modes == "changed",)
     books = {m: AlertBook(None, incremental=m) for m in modes}
     durations: dict[bool, list[float]] = {m: [] for m in modes}
     in_rules: dict[bool, list[float]] = {m: [] for m in modes}
@@ -220,7 +220,11 @@ def run_case(args: argparse.Namespace, case: str) -> list[dict[str, Any]]:
             lock.longest = 0.0
             started = time.perf_counter()
             with gc_paused():  # as the app ticks
+                if args.profiler is not None and k:  # not the cold first tick
+                    args.profiler.enable()
                 _, rows = books[mode].tick(rules, store, now)
+                if args.profiler is not None:
+                    args.profiler.disable()
             durations[mode].append(time.perf_counter() - started)
             holds[mode].append(lock.longest)
             in_rules[mode].append(books[mode].last_rules_duration)
@@ -228,7 +232,7 @@ def run_case(args: argparse.Namespace, case: str) -> list[dict[str, Any]]:
 
     # Where a full evaluation goes: each rule's evaluator over every matching series (sharing
     # window aggregates, the cyclic garbage collector paused as the app does), on a fresh tick.
-    by_kind: dict[bool, dict[str, float]] = {m: defaultdict(float) for m in modes}
+    by_kind: dict[bool, dict[str, float]] = {m: defaultdict(float) for m in (False, True)}
     now += INTERVAL
     fill(traffic(tick0 + args.ticks), now, args.per_bucket, rng)
     heartbeats(now)
@@ -246,7 +250,8 @@ def run_case(args: argparse.Namespace, case: str) -> list[dict[str, Any]]:
     for mode in modes:
         d = durations[mode]
         rest = sorted(d[1:] or d)
-        ratios = [a / b for a, b in zip(durations[False][1:], durations[True][1:], strict=True)]
+        pairs = zip(durations[False][1:], durations[True][1:], strict=True) if len(modes) > 1 else ()
+        ratios = [a / b for a, b in pairs]
         out.append(
             {
                 "case": case,
@@ -298,8 +303,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--per-bucket", type=int, default=2, help="latency samples per bucket")
     targets = {"worst": (0.050, 0.100), "5%": (0.005, None)}
     p.add_argument("--cases", default="worst,5%", help="comma-separated: worst, 5%%")
-    p.add_argument("--profile", action="store_true", help="cProfile one case (both modes)")
+    p.add_argument("--profile", action="store_true", help="cProfile the first case's ticks")
+    p.add_argument(
+        "--modes", choices=("both", "changed", "every"), default="both", help="what --profile runs"
+    )
     args = p.parse_args(argv)
+    args.profiler = None
     if args.rules < 10:
         p.error("--rules must be at least 10")
     if args.ticks < 2:
@@ -312,10 +321,9 @@ def main(argv: list[str] | None = None) -> int:
         import cProfile
         import pstats
 
-        prof = cProfile.Profile()
-        prof.enable()
-        run_case(args, cases[0])
-        prof.disable()
+        prof = args.profiler = cProfile.Profile()
+        for r in run_case(args, cases[0]):
+            report(r)
         pstats.Stats(prof).sort_stats("tottime").print_stats(25)
         return 0
 
