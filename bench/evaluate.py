@@ -250,8 +250,9 @@ def run_case(args: argparse.Namespace, case: str) -> list[dict[str, Any]]:
     for mode in modes:
         d = durations[mode]
         rest = sorted(d[1:] or d)
-        pairs = zip(durations[False][1:], durations[True][1:], strict=True) if len(modes) > 1 else ()
-        ratios = [a / b for a, b in pairs]
+        ratios = []
+        if len(modes) > 1:
+            ratios = [a / b for a, b in zip(durations[False][1:], durations[True][1:], strict=True)]
         out.append(
             {
                 "case": case,

@@ -68,6 +68,15 @@ OPEN_PREFIX = "/static/"
 ErrorBody = Callable[[int, str, Iterable[tuple[str, str]]], Response]
 
 
+class UnreadableFile(OSError):
+    """A file a `server.*` key names cannot be used: said in one line naming the key, not as
+    a traceback or as a failure of server.listen."""
+
+    def __init__(self, key: str, path: str | None, error: Exception) -> None:
+        reason = getattr(error, "strerror", None) or getattr(error, "reason", None) or error
+        super().__init__(f"{key} {path}: {reason}")
+
+
 @dataclass(frozen=True, slots=True)
 class Route:
     pattern: re.Pattern[str]
@@ -280,7 +289,10 @@ class ApiServer:
         silences = SilenceViews(ports.silences, ports.clock)
         server = ports.settings.server()
         self.prefix = server.path_prefix
-        self.access = Access(server.basic_auth_file, self._read_token, self._token)
+        try:
+            self.access = Access(server.basic_auth_file, self._read_token, self._token)
+        except (OSError, UnicodeDecodeError) as e:
+            raise UnreadableFile("server.basic_auth_file", server.basic_auth_file, e) from e
         self.page: PageViews | None = None
         page_routes = []
         if ports.page is not None:
@@ -341,7 +353,11 @@ class ApiServer:
         server_config = self.ports.settings.server()
         tls = None
         if server_config.tls_cert_file and server_config.tls_key_file:
-            tls = context(server_config.tls_cert_file, server_config.tls_key_file)
+            try:
+                tls = context(server_config.tls_cert_file, server_config.tls_key_file)
+            except OSError as e:  # ssl.SSLError is one: a key that does not match, a bad PEM
+                files = f"{server_config.tls_cert_file}, {server_config.tls_key_file}"
+                raise UnreadableFile("server.tls_cert_file/tls_key_file", files, e) from e
         dispatcher = _Dispatcher()
         dispatcher.set_thread_count(limits.threads)
         self._map: dict[int, Any] = {}

@@ -27,6 +27,7 @@ def _refused(config: Config) -> list[str]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from sentinel.api.server import UnreadableFile
     from sentinel.app import Sentinel
     from sentinel.config.check import lint
     from sentinel.db.engine import StorageUnavailable
@@ -74,6 +75,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGHUP, on_signal)
     try:
         sentinel.start()
+    except UnreadableFile as e:  # a missing htpasswd or certificate file: the key that names it
+        log.error("cannot start: %s", e)
+        sentinel.stop()
+        return 1
     except OSError as e:  # the API port is taken, typically: one line, not a traceback
         log.error("cannot start: %s (server.listen %s)", e.strerror or e, config.server.listen)
         sentinel.stop()

@@ -112,6 +112,48 @@ def test_run_refuses_a_routed_channel_with_a_placeholder_secret(tmp_path: Path) 
     assert not (tmp_path / "db").exists()  # refused before anything was opened
 
 
+@pytest.mark.parametrize(
+    ("server", "said"),
+    [
+        (
+            "basic_auth_file: '{missing}'",
+            "cannot start: server.basic_auth_file {missing}: No such file or directory",
+        ),
+        (
+            "tls_cert_file: '{garbage}', tls_key_file: '{garbage}'",
+            "cannot start: server.tls_cert_file/tls_key_file {garbage}, {garbage}: [SSL]",
+        ),
+    ],
+    ids=["htpasswd", "certificate"],
+)
+def test_run_names_the_server_file_it_cannot_use(tmp_path: Path, server: str, said: str) -> None:
+    """A missing htpasswd file or a broken certificate: one line naming the key, not a
+    traceback, and not blamed on server.listen."""
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_text("not a certificate\n")
+    names = {"missing": tmp_path / "nowhere" / "htpasswd", "garbage": garbage}
+    server = f"{{listen: '127.0.0.1:0', {server.format(**names)}}}"
+    path = tmp_path / "rules.yaml"
+    path.write_text(
+        "rules:\n  - {name: A, kind: no_live_workers}\n"
+        f"server: {server}\n"
+        f"storage: {{path: '{tmp_path / 'db'}'}}\n"
+        "celery: {broker_url: 'redis://127.0.0.1:1/0'}\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "sentinel", "run", "-c", str(path)],
+        cwd=ROOT,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1, result.stderr
+    assert said.format(**names) in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "server.listen" not in result.stderr
+
+
 @pytest.fixture
 def daemon(tmp_path: Path, redis_url: str) -> Iterator[Daemon]:
     d = Daemon(tmp_path, NO_WORKERS, redis_url)
