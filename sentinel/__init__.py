@@ -1,3 +1,3 @@
 """sentinel: an alerting sidecar for Celery clusters."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
