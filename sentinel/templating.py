@@ -6,6 +6,7 @@ from functools import lru_cache
 from typing import Any
 
 import jinja2
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from sentinel.units import format_duration
 
@@ -32,7 +33,10 @@ def _number(value: Any) -> str:
     return f"{value:.0f}" if value == int(value) else f"{value:.3g}"
 
 
-ENV = jinja2.Environment(
+# Sandboxed: a template reaches the values it is given, not Python's object graph
+# (`{{ ''.__class__.__mro__ }}`) nor their mutating methods; a config that may be edited by more
+# people than may run code on the host cannot turn a summary into code.
+ENV = ImmutableSandboxedEnvironment(
     autoescape=False, undefined=jinja2.ChainableUndefined, keep_trailing_newline=False
 )
 ENV.filters.update(duration=_duration, percent=_percent, number=_number)

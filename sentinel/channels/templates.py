@@ -12,6 +12,7 @@ from functools import lru_cache
 from typing import Any
 
 import jinja2
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 from markupsafe import escape
 
 from sentinel.channels.base import Notification
@@ -86,7 +87,7 @@ DEFAULTS: dict[str, str] = {
     "alert": "{{ alert.summary }}",  # one alert's line in Slack and the log channel
 }
 
-_HTML_ENV = jinja2.Environment(
+_HTML_ENV = ImmutableSandboxedEnvironment(  # sandboxed, as templating.ENV (why there)
     autoescape=True, undefined=jinja2.ChainableUndefined, keep_trailing_newline=False
 )
 _HTML_ENV.filters.update(ENV.filters)

@@ -426,3 +426,20 @@ def test_slack_alert_line_override_sees_the_whole_context() -> None:
     custom = {"alert": "{{ status }}/{{ alert.labels.queue }}/{{ group_labels.alertname }}"}
     msg = slack.message(note(alert(queue="a")), custom)
     assert "*firing/a/QueueBacklog*" in msg["attachments"][0]["blocks"][0]["text"]["text"]
+
+
+def test_templates_are_sandboxed() -> None:
+    """A template from the config reaches the values it is given, never Python's internals
+    nor a way to change them; the message still goes out."""
+    from sentinel.templating import render as render_text
+
+    alerts: list[int] = []
+    for source in ("{{ ''.__class__.__mro__ }}", "{{ ().__class__.__base__.__subclasses__() }}"):
+        assert "<class" not in render_text(source, {})
+        assert "&lt;class" not in templates.render("html", {"title": "t"}, {"html": source})
+    out = render_text("{{ alerts.append(1) }}", {"alerts": alerts})
+    assert out.startswith("[template error: SecurityError"), out
+    pop = {"html": "{{ alerts.pop() }}"}
+    html = templates.render("html", {"alerts": alerts, "title": "t"}, pop)
+    assert html.startswith("<p>[template error:"), html
+    assert alerts == []
