@@ -36,6 +36,7 @@ from sentinel.facts.periodic_repo import PeriodicRepo, SqlPeriodicRepo
 from sentinel.facts.store import FactStore
 from sentinel.gc_pause import gc_paused
 from sentinel.ha.alerts import LeaderAlertRepo
+from sentinel.ha.alone import leave_ha
 from sentinel.ha.metrics import HaCollector
 from sentinel.metrics.alerts import AlertsCollector
 from sentinel.metrics.delivery import DeliveryCollector
@@ -124,6 +125,8 @@ class Sentinel:
         # HA (sentinel/ha): every replica evaluates; the lease holder alone writes and sends.
         self.lease: Lease | None = None
         alert_repo: AlertRepo | None = SqlAlertRepo(self.db) if self.db is not None else None
+        if self.db is not None and not config.ha.enabled:
+            leave_ha(self.db)  # a pair's lease would fence every write of a lone sentinel
         if self.db is not None and config.ha.enabled:
             from sentinel.ha.lease import lease_for  # psycopg: only with storage.url
 

@@ -6,12 +6,15 @@ a replica's monotonic clock by a fake one: nothing here waits for a lease to run
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 
 import pytest
 
+from sentinel.config.loader import ConfigError
 from sentinel.db.engine import Fenced
 from sentinel.db.postgres import PostgresDatabase
+from sentinel.ha.alone import leave_ha
 from sentinel.ha.lease import Lease
 from sentinel.model import Labels
 from sentinel.notify.nflog import NotificationLog
@@ -154,6 +157,26 @@ def test_an_expired_lease_fences_even_its_holder(db: PostgresDatabase) -> None:
     expire(db)
     with pytest.raises(Fenced, match="expired"):
         record(db)
+
+
+def test_a_lone_sentinel_takes_over_a_database_whose_pair_is_gone(
+    db: PostgresDatabase, other: PostgresDatabase, caplog: pytest.LogCaptureFixture
+) -> None:
+    """ha turned off: the pair's leftover lease would fence every write of one sentinel
+    without ha. Still held, it refuses to start; run out, it is cleared and writes go."""
+    a = Lease(db.pool, "a", 15.0)
+    assert a.renew()
+    with pytest.raises(ConfigError, match="replica 'a' holds the HA lease"):
+        leave_ha(other)
+    with pytest.raises(Fenced):
+        record(other)  # still fenced: nothing was taken from the running replica
+    expire(db)
+    with caplog.at_level(logging.WARNING, logger="sentinel.ha"):
+        leave_ha(other)
+    assert "its fencing is lifted" in caplog.text
+    record(other)  # no epoch: a lone sentinel writes freely again
+    decide(other)
+    leave_ha(other)  # nothing left to clear: a no-op
 
 
 def test_an_unreachable_database_counts_renew_failures(postgres_url: str) -> None:
