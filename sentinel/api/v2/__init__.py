@@ -23,6 +23,8 @@ from urllib.parse import parse_qs
 from sentinel import __version__
 from sentinel.api.http import HttpError, Request, Response
 from sentinel.api.ports import AlertsPort, RoutingPort, SettingsPort, SilencesPort, StatusPort
+from sentinel.api.silences import order as silence_order
+from sentinel.api.silences import put as put_silence
 from sentinel.api.v2.bodies import AlertView, alert_body, group_bodies, view
 from sentinel.api.v2.status import alertmanager_config
 from sentinel.clock import Clock
@@ -185,21 +187,11 @@ class V2:
         matchers = Query(request).matchers()
         now = self.clock.now()
         silences = [s for s in self.silences.all() if _silence_matches(s, matchers)]
-        silences.sort(key=lambda s: _silence_order(s, now))
+        silences.sort(key=lambda s: silence_order(s, now))
         return json_body([s.to_api(now) for s in silences])
 
     def post_silence(self, request: Request) -> Response:
-        body = request.json()
-        now = self.clock.now()
-        try:
-            silence = Silence.from_api(body, now)
-        except ValueError as e:
-            raise HttpError(400, str(e)) from None
-        # As Alertmanager: a body with an id updates that silence, and an unknown id is an
-        # error, not a new silence the caller would not recognise.
-        if isinstance(body, dict) and body.get("id") and self.silences.get(silence.id) is None:
-            raise HttpError(404, f"silence {silence.id} not found")
-        self.silences.put(silence)
+        silence = put_silence(self.silences, request.json(), self.clock.now())
         return json_body({"silenceID": silence.id})
 
     def get_silence(self, request: Request) -> Response:
@@ -218,13 +210,3 @@ def _silence_matches(silence: Silence, matchers: Sequence[Matcher]) -> bool:
     # Alertmanager's filter on silences: its matchers read as a label set (name -> value).
     labels = {m.name: m.value for m in silence.matchers}
     return matches_all(matchers, labels)
-
-
-def _silence_order(silence: Silence, now: float) -> tuple[int, float]:
-    # Alertmanager's order: active by soonest end, pending by soonest start, expired newest first.
-    state = silence.state(now)
-    if state == "active":
-        return (0, silence.ends_at)
-    if state == "pending":
-        return (1, silence.starts_at)
-    return (2, -silence.ends_at)
