@@ -322,14 +322,7 @@ class AlertBook:
         "cannot tell", the broker being unreachable)."""
         alerts = self.alerts
         restored = self._restored
-        base = {**rule.labels, "alertname": rule.name, "severity": rule.severity.value}
-        key = (rule.name, tuple(sorted((str(k), str(v)) for k, v in base.items())))
-        tick.used.add(key)
-        cache = self._labels.get(key)
-        if cache is None or len(cache) > len(samples) + LABEL_CACHE_SLACK:
-            cache = self._labels[key] = {}
-        if hold:
-            tick.held.add(rule.name)
+        base, cache = self._label_cache(rule, len(samples), hold, tick)
         instance_labels: list[Labels] = []
         states: dict[int, str] = {}
         for i, sample in enumerate(samples):
@@ -361,14 +354,7 @@ class AlertBook:
         samples, alerting = kept.samples, kept.alerting
         alerts = self.alerts
         restored = self._restored
-        base = {**rule.labels, "alertname": rule.name, "severity": rule.severity.value}
-        key = (rule.name, tuple(sorted((str(k), str(v)) for k, v in base.items())))
-        tick.used.add(key)
-        cache = self._labels.get(key)
-        if cache is None or len(cache) > len(samples) + LABEL_CACHE_SLACK:
-            cache = self._labels[key] = {}
-        if hold:
-            tick.held.add(rule.name)
+        base, cache = self._label_cache(rule, len(samples), hold, tick)
         states: dict[tuple[tuple[str, str], ...], str] = {}
         # Most samples are inactive with no alert: nothing to step. Once `alerting` is known
         # complete, those are passed over on one attribute read (a tick may evaluate thousands).
@@ -399,6 +385,22 @@ class AlertBook:
         if full:
             kept.complete = True  # every matching series was looked up in the book
         tick.rows._add_lazy(rule.name, list(samples.values()), base, states)
+
+    def _label_cache(
+        self, rule: Any, samples: int, hold: bool, tick: _Tick
+    ) -> tuple[dict[str, str], dict[tuple[tuple[str, str], ...], tuple[Labels, str]]]:
+        """The rule's own labels and its cache of sample labels -> (label set, fingerprint),
+        kept for this tick (started afresh when it holds many more than the rule's samples);
+        a held rule is noted as held."""
+        base = {**rule.labels, "alertname": rule.name, "severity": rule.severity.value}
+        key = (rule.name, tuple(sorted((str(k), str(v)) for k, v in base.items())))
+        tick.used.add(key)
+        cache = self._labels.get(key)
+        if cache is None or len(cache) > samples + LABEL_CACHE_SLACK:
+            cache = self._labels[key] = {}
+        if hold:
+            tick.held.add(rule.name)
+        return base, cache
 
     def _step_sample(
         self,
