@@ -163,3 +163,46 @@ def test_a_bucket_folds_its_lowest_bins_past_max_bins_like_a_sketch() -> None:
     assert len(ring.bins[RUNTIME]) <= MAX_BINS
     assert ring.sketch(RUNTIME, 600.0, T0 + 10).bins == want.bins
     assert got.quantile(0.99) == want.quantile(0.99)
+
+
+def test_a_bin_count_past_one_packed_bin_spreads_over_several() -> None:
+    """A packed bin holds a count up to COUNT_MASK: a busier bin in one bucket (one task name,
+    thousands of runs of the same duration in 10 s) takes several bins of its key, and every
+    read (sketch, quantile fresh and from kept bins, the clock stepping back) counts them all."""
+    from sentinel.facts.sketch import Sketch
+    from sentinel.facts.windows import COUNT_MASK, KEEP_BINS
+
+    ring = Ring(10.0, 600.0)
+    want = Sketch()
+    busy = 2 * COUNT_MASK + 5
+    for b in range(3):  # three buckets, each with one bin far past a packed bin's count
+        for _ in range(busy):
+            ring.observe(RUNTIME, 0.25, T0 + 10 * b)
+            want.add(0.25)
+        ring.observe(RUNTIME, 3.0 + b, T0 + 10 * b)
+        want.add(3.0 + b)
+    now = T0 + 25
+    got = ring.sketch(RUNTIME, 600.0, now)
+    assert got.bins == want.bins and got.count == want.count == 3 * busy + 3
+    for q in (0.0, 0.5, 0.99, 0.9999, 1.0):
+        assert ring.quantile(RUNTIME, 600.0, now, q) == (want.quantile(q), want.count)
+    ring.trim(T0 + 30)  # the newest bucket sealed as well
+    assert ring.quantile(RUNTIME, 600.0, T0 + 30, 0.9999) == (want.quantile(0.9999), want.count)
+    # The clock steps back into a sealed bucket: its bins reopen whole.
+    ring.observe(RUNTIME, 0.25, T0 + 21)
+    want.add(0.25)
+    assert ring.sketch(RUNTIME, 600.0, T0 + 30).bins == want.bins
+
+    # Kept merged bins (a window with many bins) take the spread counts too.
+    ring = Ring(10.0, 600.0)
+    want = Sketch()
+    for b in range(40):
+        at = T0 + 10 * b
+        for k in range(KEEP_BINS // 8):
+            ring.observe(RUNTIME, 1.02 ** (b + k), at)
+            want.add(1.02 ** (b + k))
+        for _ in range(COUNT_MASK + 3):
+            ring.observe(RUNTIME, 0.5, at)
+            want.add(0.5)
+        assert ring.quantile(RUNTIME, 600.0, at + 5, 0.5) == (want.quantile(0.5), want.count)
+    assert ring.kept  # the kept-bins path was the one taken
