@@ -1,7 +1,7 @@
-"""Chaos: `sentinel run` SIGKILLed 20 times at random moments during a flapping incident, with a
-webhook that holds every request for seconds. At-least-once, and no more than that: a page is
-sent twice only when the daemon died before the receiver answered it, and every firing that
-lasted long enough to be seen and sent was paged.
+"""Chaos: `sentinel run` SIGKILLed 12 times (SENTINEL_CHAOS_KILLS=N for more) at random moments
+during a flapping incident, with a webhook that holds every request for seconds. At-least-once,
+and no more than that: a page is sent twice only when the daemon died before the receiver
+answered it, and every firing that lasted long enough to be seen and sent was paged.
 
 The incident is real broker state: each queue's backlog in the private Redis is set and cleared
 on a seeded random schedule, so QueueBacklog fires and resolves per queue (one group each) while
@@ -11,6 +11,7 @@ the daemon is alive or dead; the schedule does not depend on the daemon at all.
 from __future__ import annotations
 
 import json
+import os
 import random
 import signal
 import subprocess
@@ -31,7 +32,7 @@ from tests.receivers import Receiver, Request
 
 pytestmark = pytest.mark.integration
 
-KILLS = 20
+KILLS = int(os.environ.get("SENTINEL_CHAOS_KILLS", "12"))  # 12: ~90 s of the suite
 QUEUES = 2  # two groups flapping out of phase: sends of both are in flight at once
 HOLD = 1.5  # the webhook answers each request this long after it arrived
 EVALUATION = 1.0

@@ -123,10 +123,10 @@ def test_refire_after_a_resolve_before_anything_was_sent_pages_after_group_wait(
     wait_for(lambda: s.dispatcher and not s.dispatcher.groups, 20, message="group ended")
     assert pages(hook) == []
 
-    # 30 s later a worker dies: a new incident, paged after group_wait, not at the old
+    # 15 s later a worker dies: a new incident, paged after group_wait, not at the old
     # group's 5-minute tick.
     wait_live_workers(s, 2)
-    wait_for(lambda: time.monotonic() - fired >= 30, 40, message="30 s into the quiet")
+    wait_for(lambda: time.monotonic() - fired >= 15, 40, message="15 s into the quiet")
     w1.kill()
     killed = time.monotonic()
     took = wait_page(hook, 1, killed)
@@ -145,16 +145,18 @@ def test_refire_after_a_delivered_resolve_starts_a_new_group(
     capsys: Any,
 ) -> None:
     # group_interval is short enough to see the resolve delivered in a test, and long enough
-    # that the old group's next tick is far from group_wait after the second kill.
+    # that the old group's next tick is far from group_wait after the second kill: the kill
+    # follows the delivered resolve within seconds, so that tick would page ~40 s after it,
+    # the new group's group_wait ~12 s (PAGE_WITHIN tells the two apart).
     w1, w2 = workers("w1"), workers("w2")
-    s = run_sentinel(config_text(broker, tmp_path, hook, "90s"))
+    s = run_sentinel(config_text(broker, tmp_path, hook, "45s"))
     wait_live_workers(s, 2)
     w1.kill()
     first = time.monotonic()
     assert wait_page(hook, 1, first) < PAGE_WITHIN
     workers("w3")
     wait_resolved(s, "NoLiveWorkers", timeout=60)
-    wait_page(hook, 2, first, timeout=150)
+    wait_page(hook, 2, first, timeout=100)
     assert pages(hook) == ["firing", "resolved"]
     wait_for(lambda: s.dispatcher and not s.dispatcher.groups, 20, message="group ended")
 
