@@ -229,7 +229,7 @@ class Sentinel:
             with gc_paused():  # sentinel/gc_pause.py: the tick's garbage is acyclic
                 transitions, rows = self.book.tick(self.rules(), self.store, now)
             self._evaluated_at = now
-            self.values.record(now, rows.samples())
+            self.values.record_parts(now, rows.parts())  # per-series rules: what changed
             self.depths.record(now, self._depths())
             self._save_periodic(now)
             self.store.prune(now)

@@ -6,12 +6,13 @@ import logging
 import time
 from bisect import bisect_left
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, overload
 
 from sentinel.alerts.repo import AlertRepo
 from sentinel.alerts.state import step
+from sentinel.alerts.values import Entry, SeriesPart
 from sentinel.facts.store import FactStore
 from sentinel.facts.tasks import TaskSeries
 from sentinel.model import Alert, Labels, Sample, State
@@ -63,13 +64,15 @@ class Rows(Sequence[Row]):
     `sentinel eval` when it iterates.
     """
 
-    __slots__ = ("_len", "_list", "_parts")
+    __slots__ = ("_len", "_list", "_parts", "_series")
 
     def __init__(self) -> None:
         # (rule name, samples, their label sets, sample index -> state of its alert), or for a
         # per-series rule (rule name, samples, the rule's labels, instance -> state): label
         # sets are then made only when read.
         self._parts: list[tuple[str, list[Sample], Any, dict[Any, str]]] = []
+        # A per-series rule's part as the value history takes it, by its index in _parts.
+        self._series: dict[int, SeriesPart] = {}
         self._len = 0
         self._list: list[Row] | None = None
 
@@ -85,40 +88,33 @@ class Rows(Sequence[Row]):
         samples: list[Sample],
         base: Mapping[str, str],
         states: dict[tuple[tuple[str, str], ...], str],
+        kept: SeriesSamples | None = None,
+        changed: Sequence[TaskSeries] = (),
     ) -> None:
+        """A per-series rule's samples; with `kept` (what holds them) and the series `changed`
+        this tick, the value history writes only those (values.SeriesPart)."""
+        if kept is not None:
+            self._series[len(self._parts)] = SeriesPart(
+                rule, kept, kept.updates, changed, Labeler(base), samples
+            )
         self._parts.append((rule, samples, base, states))
         self._len += len(samples)
 
     def __len__(self) -> int:
         return self._len
 
-    def samples(self) -> Iterator[tuple[str, Labels, float | None, float, bool | None]]:
-        """(rule, labels, value, threshold, active) of every sample, without making Rows
-        (the value history reads every tick's)."""
-        for rule, samples, labels, _states in self._parts:
-            if not isinstance(labels, list):  # a per-series rule's part: the rule's labels
-                # Every sample adds one label (its task) to the rule's: inserted into the
-                # rule's sorted items where sorting would put it, not merged and sorted anew
-                # (a tick has ~49,000 of these).
-                base = tuple(sorted((str(k), str(v)) for k, v in labels.items()))
-                names = [k for k, _ in base]
-                where: dict[str, int] = {}
-                for sample in samples:
-                    extra = sample.labels
-                    if len(extra) == 1:
-                        ((k, v),) = extra.items()
-                        at = where.get(k)
-                        if at is None and isinstance(k, str) and k not in labels:
-                            at = where[k] = bisect_left(names, k)
-                        if at is not None and isinstance(v, str):
-                            row_labels = Labels.from_sorted((*base[:at], (k, v), *base[at:]))
-                            yield rule, row_labels, sample.value, sample.threshold, sample.active
-                            continue
-                    row_labels = Labels({**labels, **extra})
-                    yield rule, row_labels, sample.value, sample.threshold, sample.active
-                continue
-            for sample, label_set in zip(samples, labels, strict=True):
-                yield rule, label_set, sample.value, sample.threshold, sample.active
+    def samples(self) -> Iterator[Entry]:
+        """(rule, labels, value, threshold, active) of every sample, without making Rows."""
+        for part in self._parts:
+            yield from _entries(*part)
+
+    def parts(self) -> Iterator[Iterable[Entry] | SeriesPart]:
+        """The samples as the value history records them (ValueHistory.record_parts): each
+        per-series rule's as a SeriesPart (only its changed samples are written), the others'
+        as in samples(). Valid until the book's next tick."""
+        for i, part in enumerate(self._parts):
+            series = self._series.get(i)
+            yield _entries(*part) if series is None else series
 
     def __iter__(self) -> Iterator[Row]:
         if self._list is not None:
@@ -157,6 +153,42 @@ class Rows(Sequence[Row]):
 
     def __repr__(self) -> str:
         return f"Rows({list(self)!r})"
+
+
+def _entries(rule: str, samples: list[Sample], labels: Any, _states: object) -> Iterator[Entry]:
+    """One part's (rule, labels, value, threshold, active)."""
+    if isinstance(labels, list):
+        for sample, label_set in zip(samples, labels, strict=True):
+            yield rule, label_set, sample.value, sample.threshold, sample.active
+        return
+    make = Labeler(labels)  # a per-series rule's part: the rule's labels
+    for sample in samples:
+        yield rule, make(sample.labels), sample.value, sample.threshold, sample.active
+
+
+class Labeler:
+    """A per-series rule's label sets: the rule's labels and the sample's. The sample's one
+    label (its task) is inserted into the rule's sorted items where sorting would put it, not
+    merged and sorted anew (a tick has ~49,000 of these)."""
+
+    __slots__ = ("_base", "_items", "_names", "_where")
+
+    def __init__(self, base: Mapping[str, str]) -> None:
+        self._base = base
+        self._items = tuple(sorted((str(k), str(v)) for k, v in base.items()))
+        self._names = [k for k, _ in self._items]
+        self._where: dict[str, int] = {}
+
+    def __call__(self, extra: Mapping[str, str]) -> Labels:
+        if len(extra) == 1:
+            ((k, v),) = extra.items()
+            at = self._where.get(k)
+            if at is None and isinstance(k, str) and k not in self._base:
+                at = self._where[k] = bisect_left(self._names, k)
+            if at is not None and isinstance(v, str):
+                items = self._items
+                return Labels.from_sorted((*items[:at], (k, v), *items[at:]))
+        return Labels({**self._base, **extra})
 
 
 @dataclass(slots=True)
@@ -384,7 +416,7 @@ class AlertBook:
                 states[instance] = new.state.value
         if full:
             kept.complete = True  # every matching series was looked up in the book
-        tick.rows._add_lazy(rule.name, list(samples.values()), base, states)
+        tick.rows._add_lazy(rule.name, list(samples.values()), base, states, kept, changed)
 
     def _label_cache(
         self, rule: Any, samples: int, hold: bool, tick: _Tick

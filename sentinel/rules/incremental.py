@@ -32,10 +32,12 @@ class SeriesSamples:
         "epoch",
         "gen",
         "matched",
+        "restarted",
         "rule",
         "samples",
         "seen",
         "since",
+        "updates",
     )
 
     def __init__(self, rule: Any) -> None:
@@ -57,6 +59,11 @@ class SeriesSamples:
         self.gen = -1
         self.epoch = -1
         self.since: float | None = None
+        # Updates so far, and the one that last started `samples` afresh: between two updates
+        # of one run (restarted before the later), only the series the later returned changed
+        # sample (the value history writes only those: alerts/values.py).
+        self.updates = 0
+        self.restarted = 0
 
     def update(
         self, per_series: EvaluateSeries, store: FactStore, now: float, gen: int
@@ -66,6 +73,7 @@ class SeriesSamples:
         rule (journal.snapshot()): every write up to it is seen here. Takes store.lock itself,
         CHUNK series at a time, so ingest waits for one chunk at most."""
         rule = self.rule
+        self.updates += 1
         with store.lock:
             todo = self._todo(store, now)
             # As of the series chosen: a budget drop between two chunks is seen next tick.
@@ -88,6 +96,7 @@ class SeriesSamples:
         new = found[self.seen :]
         if len(found) < self.seen:  # names were forgotten: start over
             self.samples.clear()
+            self.restarted = self.updates
             self.alerting.clear()
             self.complete = False
             self.matched.clear()
