@@ -176,10 +176,9 @@ class ValueHistory:
             self._tick += 1
             tick = self._tick
             self._times[tick % self.points] = now
-            named: set[str] = set()
             for part in parts:
                 if isinstance(part, SeriesPart):
-                    self._record_series(part, tick, named)
+                    self._record_series(part, tick)
                 else:
                     self._record_entries(part, tick)
             for run in [r for r in self._runs.values() if r.tick != tick]:
@@ -219,22 +218,23 @@ class ValueHistory:
             if threshold is not None and isfinite(threshold):
                 ring.threshold = threshold
 
-    def _record_series(self, part: SeriesPart, tick: int, named: set[str]) -> None:
+    def _record_series(self, part: SeriesPart, tick: int) -> None:
         source, rule = part.source, part.rule
         run = self._runs.get(rule)
-        if part.updates != source.updates or rule in named:
-            # Its samples moved on since the tick (stale rows), or two rules share a name: no
-            # telling what is unchanged, so every sample is written.
+        if part.updates != source.updates:
+            # Its samples moved on since the tick (rows read late): no telling what is
+            # unchanged, so every sample is written.
             if run is not None:
                 self._end(run)
             self._record_entries(part.entries(), tick)
             return
-        named.add(rule)
+        # A run in _runs was recorded last tick (the others were ended); it goes on when its
+        # samples are those of the update before, not started afresh since. A second part of
+        # the same name in one tick (two rules so named) starts a run anew: written in full.
         goes_on = (
             run is not None
             and run.source is source
             and run.updates == part.updates - 1
-            and run.tick == tick - 1
             and source.restarted < part.updates
         )
         if run is None or not goes_on:
@@ -254,19 +254,18 @@ class ValueHistory:
         self.dropped += len(run.unrung)
 
     def _write_changed(self, part: SeriesPart, run: _Run, tick: int) -> None:
+        """The changed samples only: the run has none past the cap, or there is no room."""
         samples, rings, unrung = part.source.samples, run.rings, run.unrung
-        full = len(self._series) >= self.max_series
         for key in part.changed:
             sample = samples[key]
             ring = rings.get(key)
             if ring is not None:
                 self._write(ring, tick, part.rule, sample)
-            elif not (full and key in unrung):
-                # A series new to the run (its label set may have a ring from before), or one
-                # that was past the cap when there is room now.
-                self._adopt(part, run, key, sample, tick)
-            # else: past the cap, and no ring with its labels can have appeared since (no
-            # other rule writes this rule's label sets): dropped without making them
+            elif key not in unrung:
+                self._adopt(part, run, key, sample, tick)  # new to the run: may have a ring
+            # else: past the cap and still no room; and no ring with its labels can have
+            # appeared since (no other rule writes this rule's label sets): dropped without
+            # making them
 
     def _write_all(self, part: SeriesPart, run: _Run, tick: int, changed: set[Any] | None) -> None:
         """Every sample of the part in order: those with a ring written if changed (None: all),
@@ -289,14 +288,16 @@ class ValueHistory:
                 run.unrung.add(key)  # counted in dropped once the part is written
                 return
             ring = series[labels] = _Ring(part.rule, self.points)
-        elif ring.run is not None and ring.run is not run:
+        elif ring.run is not None:
+            # What its last run carried (one that ended: runs are by rule name, and the name
+            # is in the label set).
             self._settle(ring, tick - 1)
-            if ring.run is not None and ring.run.live:
-                self._end(ring.run)  # another run wrote this label set: it cannot carry it
+            ring.run = None
+        # Written before it joins the run: the ticks since its last point are gaps, not carried.
+        self._write(ring, tick, part.rule, sample)
         run.unrung.discard(key)
         run.rings[key] = ring
         ring.run = run
-        self._write(ring, tick, part.rule, sample)
 
     def _write(self, ring: _Ring, tick: int, rule: str, sample: Sample) -> None:
         """One sample at `tick`, its series carried (or marked missed) up to it first."""
