@@ -17,6 +17,13 @@ every matching series each tick, as before: the baseline). Both read the kept wi
 Each tick's longest hold of the store lock is measured too (ingest waits for it): the book
 takes it once per rule.
 
+After each tick, the value history records it as App.evaluate does
+(`ValueHistory.record_parts(now, rows.parts())`, the status page's charts; CPU time, not in the
+tick's figures): in "changed" mode only the per-series samples that changed are written, the
+others carried (alerts/values.py). The changed mode's rows are also written in full into a
+second history (`record(now, rows.samples())`, as before), timed in the same ticks, and the two
+histories must read the same at the end.
+
 The rules are what a large deployment writes: a few over every task (`*`), most over one
 application's tasks (`appN.*`, 100 names each), plus worker and queue rules. A few task names
 fail or run slowly on purpose, so some alerts fire and stay firing.
@@ -38,6 +45,7 @@ from typing import Any
 from _common import median
 
 from sentinel.alerts.book import AlertBook
+from sentinel.alerts.values import ValueHistory
 from sentinel.config import parse
 from sentinel.facts.store import FactStore
 from sentinel.facts.tasks import TaskSeries
@@ -210,6 +218,11 @@ def run_case(args: argparse.Namespace, case: str) -> list[dict[str, Any]]:
     in_rules: dict[bool, list[float]] = {m: [] for m in modes}
     holds: dict[bool, list[float]] = {m: [] for m in modes}
     samples = 0
+    limits = config.limits
+    histories = {m: ValueHistory(limits.history_points, limits.max_history_series) for m in modes}
+    in_full = ValueHistory(limits.history_points, limits.max_history_series)  # as before
+    history_cpu: dict[bool, list[float]] = {m: [] for m in modes}
+    full_cpu: list[float] = []
     tick0 = int((now - T0) // INTERVAL) + 1
     for k in range(args.ticks):
         now += INTERVAL
@@ -229,6 +242,15 @@ def run_case(args: argparse.Namespace, case: str) -> list[dict[str, Any]]:
             holds[mode].append(lock.longest)
             in_rules[mode].append(books[mode].last_rules_duration)
             samples = len(rows)
+            # As App.evaluate, after the tick (outside gc_paused); the changed mode's rows also
+            # written in full, as before, in alternating order.
+            writes = [(histories[mode], rows.parts, history_cpu[mode])]
+            if mode:
+                writes.append((in_full, lambda r=rows: [r.samples()], full_cpu))
+            for history, parts, cpu in writes if k % 2 else writes[::-1]:
+                t = time.thread_time()
+                history.record_parts(now, parts())
+                cpu.append(time.thread_time() - t)
 
     # Where a full evaluation goes: each rule's evaluator over every matching series (sharing
     # window aggregates, the cyclic garbage collector paused as the app does), on a fresh tick.
@@ -271,9 +293,26 @@ def run_case(args: argparse.Namespace, case: str) -> list[dict[str, Any]]:
                 "by_kind": dict(by_kind[mode]),
                 "window_mib": store.window_bytes / 2**20,
                 "speedup": median(ratios) if ratios else 1.0,
+                "history": median(history_cpu[mode][1:] or history_cpu[mode]),
+                "history_first": history_cpu[mode][0],
+                "history_series": len(histories[mode]),
+                "history_dropped": histories[mode].dropped,
+                **(
+                    {
+                        "full": median(full_cpu[1:] or full_cpu),
+                        "full_first": full_cpu[0],
+                        "same": _read(histories[mode]) == _read(in_full),
+                    }
+                    if mode
+                    else {}
+                ),
             }
         )
     return out
+
+
+def _read(history: ValueHistory) -> list[tuple[Any, ...]]:
+    return [(s.rule, s.labels, s.threshold, s.points) for s in history.series()]
 
 
 def report(r: dict[str, Any]) -> None:
@@ -293,6 +332,18 @@ def report(r: dict[str, Any]) -> None:
         f"alert book {r['book_med'] * ms:.1f} ms",
         flush=True,
     )
+    line = (
+        f"      value history (CPU, record_parts as the app): median {r['history'] * ms:.1f} ms, "
+        f"first {r['history_first'] * ms:.1f} ms ({r['history_series']:,} series kept, "
+        f"{r['history_dropped']:,} samples dropped in all)"
+    )
+    if "full" in r:
+        line += (
+            f"; every sample written (as before): median {r['full'] * ms:.1f} ms, first "
+            f"{r['full_first'] * ms:.1f} ms; {r['full'] / r['history']:.1f}x; same history: "
+            f"{'yes' if r['same'] else 'NO'}"
+        )
+    print(line, flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
