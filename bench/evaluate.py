@@ -297,10 +297,12 @@ def run_case(args: argparse.Namespace, case: str) -> list[dict[str, Any]]:
                 "history_first": history_cpu[mode][0],
                 "history_series": len(histories[mode]),
                 "history_dropped": histories[mode].dropped,
+                "history_mib": histories[mode].nbytes / 2**20,
                 **(
                     {
                         "full": median(full_cpu[1:] or full_cpu),
                         "full_first": full_cpu[0],
+                        "full_mib": in_full.nbytes / 2**20,
                         "same": _read(histories[mode]) == _read(in_full),
                     }
                     if mode
@@ -335,12 +337,13 @@ def report(r: dict[str, Any]) -> None:
     line = (
         f"      value history (CPU, record_parts as the app): median {r['history'] * ms:.1f} ms, "
         f"first {r['history_first'] * ms:.1f} ms ({r['history_series']:,} series kept, "
-        f"{r['history_dropped']:,} samples dropped in all)"
+        f"{r['history_dropped']:,} samples dropped in all, {r['history_mib']:.1f} MiB)"
     )
     if "full" in r:
         line += (
             f"; every sample written (as before): median {r['full'] * ms:.1f} ms, first "
-            f"{r['full_first'] * ms:.1f} ms; {r['full'] / r['history']:.1f}x; same history: "
+            f"{r['full_first'] * ms:.1f} ms, {r['full_mib']:.1f} MiB; "
+            f"{r['full'] / r['history']:.1f}x; same history: "
             f"{'yes' if r['same'] else 'NO'}"
         )
     print(line, flush=True)
