@@ -8,10 +8,9 @@ lock for short moments and never a copy of every task at once.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from functools import partial
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -24,13 +23,17 @@ from prometheus_client.utils import floatToGoString
 
 from sentinel.clock import Clock
 from sentinel.facts.store import FactStore
-from sentinel.facts.tasks import HISTOGRAM_BOUNDS, TaskMetrics
+from sentinel.facts.tasks import HISTOGRAM_BOUNDS, QUEUE_WAIT_HIST, RUNTIME_HIST, TaskMetrics
 from sentinel.facts.windows import COUNTERS, FAILED, SENT
-from sentinel.metrics.sliced import Sliced
+from sentinel.metrics.lines import Line, escape, number
+from sentinel.metrics.sliced import Render, Rows, Sliced, Write
 
 BATCH = 250  # label sets copied per hold of the store lock, and formatted per slice
 TASK_LABELS = ["name", "hostname", "queue_name"]
 Key = tuple[str, str, str]
+V = TypeVar("V")
+M = TypeVar("M", bound=Metric)
+Row = tuple[Key, V]
 _LE = [floatToGoString(b) for b in HISTOGRAM_BOUNDS] + ["+Inf"]
 
 _COUNTER_HELP = {
@@ -44,13 +47,6 @@ _COUNTER_HELP = {
     "rejected": "The task was rejected by the worker, possibly to be re-queued or moved to a "
     "dead letter queue.",
 }
-_HISTOGRAMS = (
-    ("celery_task_runtime", "Histogram of task runtime measurements."),
-    (
-        "celery_task_queue_wait_time",
-        "Histogram of the time tasks spend waiting in the queue before being executed.",
-    ),
-)
 
 
 class FactsCollector(Collector):
@@ -90,29 +86,27 @@ class FactsCollector(Collector):
     # -- the small families ----------------------------------------------------------------
 
     def _small(self, snap: _Small) -> Iterator[Metric]:
-        family = CounterMetricFamily(
-            "sentinel_events", "Celery events ingested, by event type.", labels=["type"]
-        )
-        for kind, n in snap.events:
-            family.add_metric([kind], n)
-        yield family
-        family = CounterMetricFamily(
-            "sentinel_events_dropped",
-            "Celery events or series dropped: a cap reached, malformed, unknown task, a message "
-            "refused (compressed, not JSON) or over the size limit.",
-            labels=["reason"],
-        )
-        for reason, n in snap.drops:
-            family.add_metric([reason], n)
-        yield family
-        family = CounterMetricFamily(
-            "sentinel_event_fields_ignored",
-            "Numbers in accepted events that could not be true (inf, NaN, out of range), unused.",
-            labels=["field"],
-        )
-        for name, n in snap.ignored:
-            family.add_metric([name], n)
-        yield family
+        for name, documentation, label, counts in (
+            ("sentinel_events", "Celery events ingested, by event type.", "type", snap.events),
+            (
+                "sentinel_events_dropped",
+                "Celery events or series dropped: a cap reached, malformed, unknown task, a "
+                "message refused (compressed, not JSON) or over the size limit.",
+                "reason",
+                snap.drops,
+            ),
+            (
+                "sentinel_event_fields_ignored",
+                "Numbers in accepted events that could not be true (inf, NaN, out of range), "
+                "unused.",
+                "field",
+                snap.ignored,
+            ),
+        ):
+            family = CounterMetricFamily(name, documentation, labels=[label])
+            for value, n in counts:
+                family.add_metric([value], n)
+            yield family
         gauge = GaugeMetricFamily(
             "sentinel_last_collection_timestamp_seconds",
             "When each collector last succeeded (events: when the last event arrived).",
@@ -153,26 +147,10 @@ class FactsCollector(Collector):
     # -- the per-task families -------------------------------------------------------------
 
     def _tasks(self, keys: list[Key]) -> Iterator[Metric]:
-        # celery-exporter's shape: a label set only ever sent (seen from a producer) shows
-        # task_sent alone; one a worker touched shows every counter, 0 included, so a
-        # failure ratio has both sides from the first task.
-        for slot, counter in enumerate(COUNTERS):
-            if slot == FAILED:
-                yield Sliced(_failed, self._batches(keys, _failures), _add_failures)
-                continue
-            yield Sliced(
-                _counter(counter),
-                self._batches(keys, partial(_count, slot=slot)),
-                _add_count,
-            )
-        for index, (name, documentation) in enumerate(_HISTOGRAMS):
-            yield Sliced(
-                _histogram(name, documentation),
-                self._batches(keys, partial(_histogram_copy, index=index)),
-                _add_histogram,
-            )
+        for family in _PER_TASK:
+            yield Sliced(family, self._batches(keys, family.copy))
 
-    def _batches(self, keys: list[Key], copy: Callable[[TaskMetrics], Any]) -> Iterator[list[Any]]:
+    def _batches(self, keys: list[Key], copy: Callable[[TaskMetrics], V]) -> Iterator[list[Row[V]]]:
         store = self.store
         for start in range(0, len(keys), BATCH):
             with store.lock:  # copied under the lock, formatted outside it
@@ -183,43 +161,6 @@ class FactsCollector(Collector):
                     if (m := live.get(key)) is not None  # pruned since the scrape began
                 ]
             yield rows
-
-
-def _worker_side(m: TaskMetrics) -> bool:
-    return any(n for slot, n in enumerate(m.totals) if slot != SENT)
-
-
-def _count(m: TaskMetrics, slot: int) -> int | None:
-    n = m.totals[slot]
-    return n if n or _worker_side(m) else None
-
-
-def _histogram_copy(m: TaskMetrics, index: int) -> list[float]:
-    return list(m.histograms[index])
-
-
-def _add_count(family: CounterMetricFamily, row: tuple[Key, int | None]) -> None:
-    key, n = row
-    if n is not None:
-        family.add_metric(key, n)
-
-
-def _failures(m: TaskMetrics) -> list[tuple[str, int]]:
-    if m.exceptions:
-        return sorted(m.exceptions.items())
-    return [("", 0)] if _worker_side(m) else []
-
-
-def _failed() -> CounterMetricFamily:
-    return CounterMetricFamily(
-        "celery_task_failed", _COUNTER_HELP["failed"], labels=[*TASK_LABELS, "exception"]
-    )
-
-
-def _add_failures(family: CounterMetricFamily, row: tuple[Key, list[tuple[str, int]]]) -> None:
-    key, failures = row
-    for exception, n in failures:
-        family.add_metric([*key, exception], n)
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,25 +175,155 @@ class _Small:
     queues: list[tuple[str, int | None]] = field(default_factory=list)
 
 
-def _counter(counter: str) -> Callable[[], CounterMetricFamily]:
-    return lambda: CounterMetricFamily(
-        f"celery_task_{counter}", _COUNTER_HELP[counter], labels=TASK_LABELS
-    )
+# -- the per-task families, one class per shape ----------------------------------------------
+# Each copies its value out of a TaskMetrics (under the lock), and turns a row, (label set,
+# value), into samples two ways: prometheus_client's objects (add: the library's exposition,
+# and the tests' reference) and text (writer: /metrics). celery-exporter's shape: a label set
+# only ever sent (seen from a producer) shows task_sent alone; one a worker touched shows every
+# counter, 0 included, so a failure ratio has both sides from the first task.
 
 
-def _histogram(name: str, documentation: str) -> Callable[[], HistogramMetricFamily]:
-    return lambda: HistogramMetricFamily(name, documentation, labels=TASK_LABELS)
+class _TaskFamily(Rows[M, Row[V]], Protocol[M, V]):
+    def copy(self, m: TaskMetrics) -> V: ...
 
 
-def _add_histogram(family: HistogramMetricFamily, row: tuple[Key, list[float]]) -> None:
-    """hist: per-bound counts (the +Inf bucket last), then the sum; Prometheus wants cumulative."""
-    key, hist = row
-    counts, total = hist[:-1], hist[-1]
-    if not any(counts):
-        return  # a task only ever sent (by a producer) has no latency to show
-    buckets: list[tuple[str, float]] = []
-    running = 0.0
-    for le, n in zip(_LE, counts, strict=True):
-        running += n
-        buckets.append((le, running))
-    family.add_metric(key, buckets, total)
+def _worker_side(m: TaskMetrics) -> bool:
+    # Any count but task_sent (counts are never negative); asked per counter under the lock,
+    # so a C sum rather than a loop over the slots.
+    totals = m.totals
+    return sum(totals) != totals[SENT]
+
+
+def _escaped(key: Key) -> list[str]:
+    return [escape(v) for v in key]
+
+
+class _Counter:
+    """celery_task_<counter>: a label set's lifetime count (None: not shown)."""
+
+    def __init__(self, slot: int) -> None:
+        self.slot = slot
+        self.counter = COUNTERS[slot]
+
+    def empty(self) -> CounterMetricFamily:
+        return CounterMetricFamily(
+            f"celery_task_{self.counter}", _COUNTER_HELP[self.counter], labels=TASK_LABELS
+        )
+
+    def copy(self, m: TaskMetrics) -> int | None:
+        n = m.totals[self.slot]
+        return n if n or _worker_side(m) else None
+
+    def add(self, family: CounterMetricFamily, row: Row[int | None]) -> None:
+        key, n = row
+        if n is not None:
+            family.add_metric(key, n)
+
+    def writer(self, render: Render) -> Write[Row[int | None]]:
+        family = self.empty()
+        line = Line(render, family, family.name + "_total", TASK_LABELS, extra=False)
+
+        def write(rows: Sequence[Row[int | None]]) -> str:
+            return "".join(
+                [f"{line.bind(_escaped(key))}{number(n)}\n" for key, n in rows if n is not None]
+            )
+
+        return write
+
+
+class _Failed:
+    """celery_task_failed: a label set's failures by exception class ("" before the first)."""
+
+    def empty(self) -> CounterMetricFamily:
+        return CounterMetricFamily(
+            "celery_task_failed", _COUNTER_HELP["failed"], labels=[*TASK_LABELS, "exception"]
+        )
+
+    def copy(self, m: TaskMetrics) -> list[tuple[str, int]]:
+        if m.exceptions:
+            return sorted(m.exceptions.items())
+        return [("", 0)] if _worker_side(m) else []
+
+    def add(self, family: CounterMetricFamily, row: Row[list[tuple[str, int]]]) -> None:
+        key, failures = row
+        for exception, n in failures:
+            family.add_metric([*key, exception], n)
+
+    def writer(self, render: Render) -> Write[Row[list[tuple[str, int]]]]:
+        family = self.empty()
+        labels = [*TASK_LABELS, "exception"]
+        line = Line(render, family, family.name + "_total", labels, extra=True)
+
+        def write(rows: Sequence[Row[list[tuple[str, int]]]]) -> str:
+            out = []
+            for key, failures in rows:
+                if failures:
+                    before, after = line.around(_escaped(key))
+                    for exception, n in failures:
+                        out.append(f"{before}{escape(exception)}{after}{number(n)}\n")
+            return "".join(out)
+
+        return write
+
+
+class _Histogram:
+    """A latency histogram: a label set's per-bound counts (the +Inf bucket last), then the
+    sum; Prometheus wants the buckets cumulative."""
+
+    def __init__(self, index: int, name: str, documentation: str) -> None:
+        self.index, self.name, self.documentation = index, name, documentation
+
+    def empty(self) -> HistogramMetricFamily:
+        return HistogramMetricFamily(self.name, self.documentation, labels=TASK_LABELS)
+
+    def copy(self, m: TaskMetrics) -> list[float]:
+        return list(m.histograms[self.index])
+
+    def add(self, family: HistogramMetricFamily, row: Row[list[float]]) -> None:
+        key, hist = row
+        counts, total = hist[:-1], hist[-1]
+        if not any(counts):
+            return  # a task only ever sent (by a producer) has no latency to show
+        buckets: list[tuple[str, float]] = []
+        running = 0.0
+        for le, n in zip(_LE, counts, strict=True):
+            running += n
+            buckets.append((le, running))
+        family.add_metric(key, buckets, total)
+
+    def writer(self, render: Render) -> Write[Row[list[float]]]:
+        family = self.empty()
+        bucket = Line(render, family, self.name + "_bucket", [*TASK_LABELS, "le"], extra=True)
+        count = Line(render, family, self.name + "_count", TASK_LABELS, extra=False)
+        sum_ = Line(render, family, self.name + "_sum", TASK_LABELS, extra=False)
+        les = [escape(le) for le in _LE]
+
+        def write(rows: Sequence[Row[list[float]]]) -> str:
+            out = []
+            for key, hist in rows:
+                counts = hist[:-1]
+                if not any(counts):
+                    continue  # as add()
+                values = _escaped(key)
+                before, after = bucket.around(values)
+                running = 0.0
+                for le, n in zip(les, counts, strict=True):
+                    running += n
+                    out.append(f"{before}{le}{after}{number(running)}\n")
+                out.append(f"{count.bind(values)}{number(running)}\n")
+                out.append(f"{sum_.bind(values)}{number(hist[-1])}\n")
+            return "".join(out)
+
+        return write
+
+
+# In exposition order: the counters (failed in its place among them), then the histograms.
+_PER_TASK: tuple[_TaskFamily[Any, Any], ...] = (
+    *(_Failed() if slot == FAILED else _Counter(slot) for slot in range(len(COUNTERS))),
+    _Histogram(RUNTIME_HIST, "celery_task_runtime", "Histogram of task runtime measurements."),
+    _Histogram(
+        QUEUE_WAIT_HIST,
+        "celery_task_queue_wait_time",
+        "Histogram of the time tasks spend waiting in the queue before being executed.",
+    ),
+)

@@ -15,7 +15,8 @@ from sentinel.clock import FakeClock
 from sentinel.facts.store import FactStore
 from sentinel.metrics import facts
 from sentinel.metrics.facts import FactsCollector
-from sentinel.metrics.sliced import Sliced
+from sentinel.metrics.lines import Line, escape, number
+from sentinel.metrics.sliced import Render, Sliced, Write
 from tests.helpers import T0
 
 OPENMETRICS = "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5"
@@ -55,6 +56,20 @@ def test_the_slices_make_the_libraries_exposition(names: int, accept: str | None
     assert gzip.decompress(b"".join(gzipped(iter(parts)))) == whole
 
 
+class _Gauges:
+    """A gauge by one label, one row a sample."""
+
+    def empty(self) -> GaugeMetricFamily:
+        return GaugeMetricFamily("g", "doc", labels=["k"])
+
+    def add(self, family: GaugeMetricFamily, row: tuple[str, float]) -> None:
+        family.add_metric([row[0]], row[1])
+
+    def writer(self, render: Render) -> Write[tuple[str, float]]:
+        line = Line(render, self.empty(), "g", ["k"], extra=False)
+        return lambda rows: "".join(f"{line.bind([escape(k)])}{number(v)}\n" for k, v in rows)
+
+
 def test_a_sliced_family_reads_its_batches_once_and_lazily() -> None:
     taken: list[int] = []
 
@@ -63,11 +78,7 @@ def test_a_sliced_family_reads_its_batches_once_and_lazily() -> None:
             taken.append(i)
             yield [(f"x{i}", float(i))]
 
-    family = Sliced(
-        lambda: GaugeMetricFamily("g", "doc", labels=["k"]),
-        batches(),
-        lambda f, row: f.add_metric([row[0]], row[1]),
-    )
+    family = Sliced(_Gauges(), batches())
     assert taken == []
     slices = family.slices()
     next(slices)
