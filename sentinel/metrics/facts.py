@@ -3,13 +3,16 @@
 Celery metric names follow danihodovic/celery-exporter so its dashboards and alerts keep
 working. The small families are copied under the store lock in one go; the per-task ones
 (Sliced) a batch of tasks at a time while the response is written, so a scrape holds the
-lock for short moments and never a copy of every task at once.
+lock for short moments and never a copy of every task at once. /metrics writes those batches
+as text (each family's `writer`, metrics/lines.py); prometheus_client's own exposition, and
+the tests' reference, builds them as the library's objects (`add`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import accumulate
 from typing import Any, Protocol, TypeVar
 
 from prometheus_client.core import (
@@ -25,7 +28,7 @@ from sentinel.clock import Clock
 from sentinel.facts.store import FactStore
 from sentinel.facts.tasks import HISTOGRAM_BOUNDS, QUEUE_WAIT_HIST, RUNTIME_HIST, TaskMetrics
 from sentinel.facts.windows import COUNTERS, FAILED, SENT
-from sentinel.metrics.lines import Line, escape, number
+from sentinel.metrics.lines import escape, number, pattern
 from sentinel.metrics.sliced import Render, Rows, Sliced, Write
 
 BATCH = 250  # label sets copied per hold of the store lock, and formatted per slice
@@ -194,8 +197,12 @@ def _worker_side(m: TaskMetrics) -> bool:
     return sum(totals) != totals[SENT]
 
 
-def _escaped(key: Key) -> list[str]:
-    return [escape(v) for v in key]
+def _escaped(key: Key) -> Sequence[str]:
+    # One test for the three values: they almost never need escaping.
+    joined = "".join(key)
+    if "\\" in joined or "\n" in joined or '"' in joined:
+        return [escape(v) for v in key]
+    return key
 
 
 class _Counter:
@@ -221,11 +228,11 @@ class _Counter:
 
     def writer(self, render: Render) -> Write[Row[int | None]]:
         family = self.empty()
-        line = Line(render, family, family.name + "_total", TASK_LABELS, extra=False)
+        line = pattern(render, family, family.name + "_total", TASK_LABELS) + "{3}\n"
 
         def write(rows: Sequence[Row[int | None]]) -> str:
             return "".join(
-                [f"{line.bind(_escaped(key))}{number(n)}\n" for key, n in rows if n is not None]
+                [line.format(*_escaped(key), number(n)) for key, n in rows if n is not None]
             )
 
         return write
@@ -252,15 +259,14 @@ class _Failed:
     def writer(self, render: Render) -> Write[Row[list[tuple[str, int]]]]:
         family = self.empty()
         labels = [*TASK_LABELS, "exception"]
-        line = Line(render, family, family.name + "_total", labels, extra=True)
+        line = pattern(render, family, family.name + "_total", labels) + "{4}\n"
 
         def write(rows: Sequence[Row[list[tuple[str, int]]]]) -> str:
             out = []
             for key, failures in rows:
-                if failures:
-                    before, after = line.around(_escaped(key))
-                    for exception, n in failures:
-                        out.append(f"{before}{escape(exception)}{after}{number(n)}\n")
+                values = _escaped(key)
+                for exception, n in failures:
+                    out.append(line.format(*values, escape(exception), number(n)))
             return "".join(out)
 
         return write
@@ -293,25 +299,33 @@ class _Histogram:
 
     def writer(self, render: Render) -> Write[Row[list[float]]]:
         family = self.empty()
-        bucket = Line(render, family, self.name + "_bucket", [*TASK_LABELS, "le"], extra=True)
-        count = Line(render, family, self.name + "_count", TASK_LABELS, extra=False)
-        sum_ = Line(render, family, self.name + "_sum", TASK_LABELS, extra=False)
+        # The bucket line cut around its `le` (one format() per row for each side, then a
+        # join of the buckets: a single format() with every bucket's fields costs 3x as much).
+        bucket = pattern(render, family, self.name + "_bucket", [*TASK_LABELS, "le"])
+        if bucket.count("{3}") != 1:
+            raise ValueError(f"{self.name}: no le to cut at in {bucket!r}")
+        before, after = bucket.split("{3}")
+        count = pattern(render, family, self.name + "_count", TASK_LABELS) + "{3}\n"
+        sum_ = pattern(render, family, self.name + "_sum", TASK_LABELS) + "{3}\n"
         les = [escape(le) for le in _LE]
 
         def write(rows: Sequence[Row[list[float]]]) -> str:
             out = []
             for key, hist in rows:
-                counts = hist[:-1]
-                if not any(counts):
-                    continue  # as add()
+                cumulative = list(accumulate(hist[:-1]))
+                total = cumulative[-1]
+                if not total:  # as add()'s any(counts): counts are never negative
+                    continue
                 values = _escaped(key)
-                before, after = bucket.around(values)
-                running = 0.0
-                for le, n in zip(les, counts, strict=True):
-                    running += n
-                    out.append(f"{before}{le}{after}{number(running)}\n")
-                out.append(f"{count.bind(values)}{number(running)}\n")
-                out.append(f"{sum_.bind(values)}{number(hist[-1])}\n")
+                head, tail = before.format(*values), after.format(*values)
+                # Below 1e6 floatToGoString is repr (number()), so all of them: C throughout.
+                texts = map(repr if total < 1e6 else number, cumulative)
+                out.append(head)
+                out.append(
+                    head.join([f"{le}{tail}{t}\n" for le, t in zip(les, texts, strict=True)])
+                )
+                out.append(count.format(*values, number(total)))
+                out.append(sum_.format(*values, number(hist[-1])))
             return "".join(out)
 
         return write

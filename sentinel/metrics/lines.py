@@ -3,14 +3,15 @@
 The library writes a sample by building a Sample (a named tuple and a dict of its labels),
 sorting the labels, escaping every name and value and formatting the number: at 10,000 task
 names, ~440,000 times per scrape, seconds in all. Here the negotiated encoder writes one line
-per sample name and scrape, its label values left blank (Line); per row only the row's label
-values are escaped and its numbers formatted, the rest of the line is the library's.
+per sample name and scrape, its label values left blank (pattern); per row only the row's label
+values are escaped and its numbers formatted, the rest of the line is the library's; a row's
+lines are one str.format() call.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from prometheus_client.metrics_core import Metric
 from prometheus_client.utils import floatToGoString
@@ -24,47 +25,32 @@ _ZERO = " 0.0\n"  # the probe's value, as floatToGoString writes it
 _INF = math.inf
 
 
-class Line:
-    """One sample name's line in the format `render` writes, cut where its label values go.
-
-    `labels` are the label names of the sample, in the order `bind`/`around` take values; with
-    `extra`, the last one is the label that varies within a row (`le`, `exception`): `around`
-    gives the text before and after its value. The label order, the names' escaping (the
-    Accept header may ask for another scheme) and the braces are all the library's.
+def pattern(
+    render: Render,
+    family: Metric,
+    sample: str,
+    labels: Sequence[str],
+    fixed: Mapping[str, str] | None = None,
+) -> str:
+    """One sample's line as `render` writes it, up to its value (a trailing space), as a
+    str.format pattern: field i is the escaped value of `labels[i]`; `fixed` labels have the
+    same value on every line (a bucket's `le`). The label order, the names' escaping (the Accept
+    header may ask for another scheme) and the braces are all the library's. Patterns of one
+    family concatenate: a row's lines can be one format() call.
     """
-
-    __slots__ = ("_after", "_before", "_whole")
-
-    def __init__(
-        self, render: Render, family: Metric, sample: str, labels: Sequence[str], *, extra: bool
-    ) -> None:
-        if len(labels) > len(_BLANKS):
-            raise ValueError(f"{sample}: more labels than blanks")
-        probe = Metric(family.name, family.documentation, family.type, family.unit)
-        blanks = _BLANKS[: len(labels)]
-        probe.add_sample(sample, dict(zip(labels, blanks, strict=True)), 0.0)
-        text = render(probe).decode()
-        if not text.endswith(_ZERO) or any(text.count(b) != 1 for b in blanks):
-            raise ValueError(f"{sample}: no line to fill in {text!r}")
-        # A str.format pattern: the line's own braces doubled, each blank a field, the value
-        # left for the caller (after the space).
-        pattern = text.removesuffix(_ZERO).replace("{", "{{").replace("}", "}}") + " "
-        for i, blank in enumerate(blanks):
-            pattern = pattern.replace(blank, f"{{{i}}}")
-        if extra:
-            self._before, self._after = pattern.split(f"{{{len(labels) - 1}}}")
-            self._whole = ""
-        else:
-            self._before = self._after = ""
-            self._whole = pattern
-
-    def bind(self, values: Sequence[str]) -> str:
-        """The line up to its value (a trailing space), for these escaped label values."""
-        return self._whole.format(*values)
-
-    def around(self, values: Sequence[str]) -> tuple[str, str]:
-        """The line before and after the extra label's value, for the others' escaped values."""
-        return self._before.format(*values), self._after.format(*values)
+    if len(labels) > len(_BLANKS):
+        raise ValueError(f"{sample}: more labels than blanks")
+    probe = Metric(family.name, family.documentation, family.type, family.unit)
+    blanks = _BLANKS[: len(labels)]
+    probe.add_sample(sample, {**dict(zip(labels, blanks, strict=True)), **(fixed or {})}, 0.0)
+    text = render(probe).decode()
+    if not text.endswith(_ZERO) or any(text.count(b) != 1 for b in blanks):
+        raise ValueError(f"{sample}: no line to fill in {text!r}")
+    # The line's own braces doubled, each blank a field.
+    line = text.removesuffix(_ZERO).replace("{", "{{").replace("}", "}}") + " "
+    for i, blank in enumerate(blanks):
+        line = line.replace(blank, f"{{{i}}}")
+    return line
 
 
 def escape(value: str) -> str:

@@ -93,6 +93,10 @@ def test_sustained() -> None:
 def test_scrape() -> None:
     out = run_bench("scrape.py", "--names", "100", "--scrapes", "1")
     assert re.search(r"100 names: RSS before [\d.]+ MiB, peak during 1 scrapes [\d.]+ MiB", out)
+    for way in ("text", "prometheus"):
+        runs = r"wall [\d,]+ ms \(max [\d,]+\), CPU [\d,]+ ms"
+        assert re.search(rf"{way} +lines: {runs}; objects: {runs}; x[\d.]+ wall", out), out
+    assert "per-task lines identical" in out, out
 
 
 def test_prometheus_compare() -> None:

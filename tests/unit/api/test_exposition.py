@@ -15,7 +15,7 @@ from sentinel.clock import FakeClock
 from sentinel.facts.store import FactStore
 from sentinel.metrics import facts
 from sentinel.metrics.facts import FactsCollector
-from sentinel.metrics.lines import Line, escape, number
+from sentinel.metrics.lines import escape, number, pattern
 from sentinel.metrics.sliced import Render, Sliced, Write
 from tests.helpers import T0
 
@@ -66,8 +66,8 @@ class _Gauges:
         family.add_metric([row[0]], row[1])
 
     def writer(self, render: Render) -> Write[tuple[str, float]]:
-        line = Line(render, self.empty(), "g", ["k"], extra=False)
-        return lambda rows: "".join(f"{line.bind([escape(k)])}{number(v)}\n" for k, v in rows)
+        line = pattern(render, self.empty(), "g", ["k"]) + "{1}\n"
+        return lambda rows: "".join(line.format(escape(k), number(v)) for k, v in rows)
 
 
 def test_a_sliced_family_reads_its_batches_once_and_lazily() -> None:

@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import choose_encoder
+from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.utils import floatToGoString
 
@@ -25,7 +26,7 @@ from sentinel.facts.tasks import QUEUE_WAIT_HIST, RUNTIME_HIST
 from sentinel.facts.windows import COUNTERS, FAILED, SENT
 from sentinel.metrics import facts
 from sentinel.metrics.facts import FactsCollector
-from sentinel.metrics.lines import Line, escape, number
+from sentinel.metrics.lines import escape, number, pattern
 from sentinel.metrics.sliced import Sliced
 from tests.helpers import T0
 
@@ -233,9 +234,33 @@ def test_escape(value: str, escaped: str) -> None:
     assert escape(value) == escaped
 
 
+class _One:
+    def __init__(self, family: Metric) -> None:
+        self.family = family
+
+    def collect(self) -> list[Metric]:
+        return [self.family]
+
+
+def sample_lines(probe: Metric) -> bytes:
+    """The text format's lines of one family, without its header."""
+    text = generate_latest(_One(probe))
+    return b"".join(line + b"\n" for line in text.splitlines() if not line.startswith(b"#"))
+
+
+def test_a_pattern_is_the_libraries_line_with_fields() -> None:
+    family = facts._PER_TASK[0].empty()
+    line = pattern(
+        sample_lines, family, "celery_task_sent_total", ["name", "hostname"], {"le": "{0}"}
+    )
+    # the library's label order, the fixed value as it is, every literal brace doubled
+    assert line == 'celery_task_sent_total{{hostname="{1}",le="{{0}}",name="{0}"}} '
+    assert line.format('a"b', "h") == 'celery_task_sent_total{hostname="h",le="{0}",name="a"b"} '
+
+
 def test_a_line_the_format_does_not_have_is_refused() -> None:
     family = facts._PER_TASK[0].empty()
     with pytest.raises(ValueError, match="no line"):
-        Line(lambda probe: b"", family, "celery_task_sent_total", ["name"], extra=False)
+        pattern(lambda probe: b"", family, "celery_task_sent_total", ["name"])
     with pytest.raises(ValueError, match="no line"):  # a label value the format rewrote
-        Line(lambda probe: b'x{name="?"} 0.0\n', family, "x", ["name"], extra=False)
+        pattern(lambda probe: b'x{name="?"} 0.0\n', family, "x", ["name"])
