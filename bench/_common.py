@@ -562,17 +562,26 @@ rules:
     return path
 
 
-def start_sentinel(procs: Procs, r: Redis, **kw: Any) -> Consumer:
+def start_sentinel(
+    procs: Procs,
+    r: Redis,
+    *,
+    name: str = "sentinel",
+    python: Sequence[str] = ("-m", "sentinel"),
+    **kw: Any,
+) -> Consumer:
+    """`sentinel run` on a config of its own; `python` is how the interpreter is told to run
+    it (a `-c` that sets a module flag first: a same-run baseline), `name` its log's."""
     port = free_port()
     config = sentinel_config(procs, r, port, **kw)
     before = r.pattern_subscribers()
     proc = procs.start(
-        [PYTHON, "-m", "sentinel", "run", "--log-level", "warning", "-c", str(config)],
-        "sentinel",
+        [PYTHON, *python, "run", "--log-level", "warning", "-c", str(config)],
+        name,
     )
     url = f"http://{HOST}:{port}"
     consumer = Consumer(
-        "sentinel", proc, lambda: scrape(url + "/metrics", "sentinel_events_total"), http=url
+        name, proc, lambda: scrape(url + "/metrics", "sentinel_events_total"), http=url
     )
     _ready(procs, consumer, r, before, url + "/healthz", 60)
     return consumer
