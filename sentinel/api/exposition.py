@@ -82,7 +82,9 @@ def encode(registry: Collector, accept: str | None) -> tuple[str, Iterator[bytes
 
 def gzipped(chunks: Iterable[bytes]) -> Iterator[bytes]:
     """The chunks as one gzip stream, compressed as they come."""
-    z = zlib.compressobj(6, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    # Level 1: the exposition is so repetitive that it already gets ~28x (level 6: ~33x), at
+    # 40% of level 6's CPU (13,334 label sets, 29 MB: 0.06 s against 0.16 s).
+    z = zlib.compressobj(1, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
     for chunk in chunks:
         if out := z.compress(chunk):
             yield out
