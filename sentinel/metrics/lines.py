@@ -4,8 +4,7 @@ The library writes a sample by building a Sample (a named tuple and a dict of it
 sorting the labels, escaping every name and value and formatting the number: at 10,000 task
 names, ~440,000 times per scrape, seconds in all. Here the negotiated encoder writes one line
 per sample name and scrape, its label values left blank (pattern); per row only the row's label
-values are escaped and its numbers formatted, the rest of the line is the library's; a row's
-lines are one str.format() call.
+values are escaped and its numbers formatted, the rest of the line is the library's.
 """
 
 from __future__ import annotations
@@ -35,8 +34,7 @@ def pattern(
     """One sample's line as `render` writes it, up to its value (a trailing space), as a
     str.format pattern: field i is the escaped value of `labels[i]`; `fixed` labels have the
     same value on every line (a bucket's `le`). The label order, the names' escaping (the Accept
-    header may ask for another scheme) and the braces are all the library's. Patterns of one
-    family concatenate: a row's lines can be one format() call.
+    header may ask for another scheme) and the braces are all the library's.
     """
     if len(labels) > len(_BLANKS):
         raise ValueError(f"{sample}: more labels than blanks")
