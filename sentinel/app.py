@@ -125,8 +125,10 @@ class Sentinel:
         # HA (sentinel/ha): every replica evaluates; the lease holder alone writes and sends.
         self.lease: Lease | None = None
         alert_repo: AlertRepo | None = SqlAlertRepo(self.db) if self.db is not None else None
-        if self.db is not None and not config.ha.enabled:
-            leave_ha(self.db)  # a pair's lease would fence every write of a lone sentinel
+        if self.db is not None and config.storage.url and not config.ha.enabled:
+            # A pair's lease would fence every write of a lone sentinel. Only with storage.url:
+            # the check imports psycopg (~10 MiB), and SQLite never holds a lease.
+            leave_ha(self.db)
         if self.db is not None and config.ha.enabled:
             from sentinel.ha.lease import lease_for  # psycopg: only with storage.url
 

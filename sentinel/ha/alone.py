@@ -22,7 +22,8 @@ _NOW = "extract(epoch FROM clock_timestamp())"  # the database's clock, as the l
 
 def leave_ha(db: Engine) -> None:
     """Make `db` writable for a sentinel without `ha` (see the module doc); ConfigError if a
-    replica holds its lease. SQLite never holds one: nothing to do there."""
+    replica holds its lease. SQLite never holds one: nothing to do there (the caller need not
+    call this for SQLite at all, and imports no PostgreSQL driver then)."""
     from sentinel.db.postgres import PostgresDatabase  # psycopg: only with storage.url
 
     if not isinstance(db, PostgresDatabase):

@@ -116,3 +116,24 @@ def test_systemd_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
         line for line in (result.stdout + result.stderr).splitlines() if "sentinel.service" in line
     ]
     assert not problems, problems
+
+
+def test_a_sentinel_on_sqlite_imports_no_postgresql_driver(tmp_path: Path) -> None:
+    """psycopg and its pool are ~10 MiB of a daemon's memory: only storage.url loads them."""
+    code = f"""
+import sys
+from sentinel.app import Sentinel
+from sentinel.config import parse
+s = Sentinel(parse('''
+storage: {{path: "{tmp_path / "s.db"}"}}
+rules:
+  - {{name: A, kind: no_live_workers}}
+''', env={{}}))
+s.db.close()
+print(sorted(m for m in sys.modules if m.split(".")[0] in ("psycopg", "psycopg_pool")))
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
