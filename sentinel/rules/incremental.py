@@ -32,6 +32,7 @@ class SeriesSamples:
         "epoch",
         "gen",
         "matched",
+        "names_version",
         "restarted",
         "rule",
         "samples",
@@ -56,6 +57,7 @@ class SeriesSamples:
         # taken in that order, so transitions come in the order a full evaluation gives.
         self.matched: dict[TaskSeries, int] = {}
         self.seen = 0  # how much of matching_tasks' list `matched` holds
+        self.names_version = 0  # the store's, as of `matched`
         self.gen = -1
         self.epoch = -1
         self.since: float | None = None
@@ -94,7 +96,10 @@ class SeriesSamples:
         found = matching_tasks(store, rule.tasks)
         journal = store.journal
         new = found[self.seen :]
-        if len(found) < self.seen:  # names were forgotten: start over
+        # Names were forgotten (the store bumps names_version when it removes any; a shorter
+        # list says so too): start over, or a name added in the same tick would be missed.
+        if len(found) < self.seen or store.names_version != self.names_version:
+            self.names_version = store.names_version
             self.samples.clear()
             self.restarted = self.updates
             self.alerting.clear()

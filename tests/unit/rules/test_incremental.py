@@ -117,6 +117,32 @@ def test_a_tick_evaluates_only_what_changed():
     assert evaluated == {"FailAll": 1, "FailApp": 1, "SlowAll": 1, "SlowB": 0}
 
 
+def test_a_name_forgotten_and_one_added_in_the_same_tick_is_evaluated():
+    """The store bumps names_version when it removes names: a rule's kept samples start over
+    even when as many names arrived as went (the matching list is as long as before)."""
+    rules = parse(RULES, env={}).rules
+    store = FactStore(bucket=10.0, retention=300.0)
+    book, reference = AlertBook(None), AlertBook(None, incremental=False)
+    rng = random.Random(2)
+    for k in range(3):
+        traffic(store, rng, T0 + 15 * k)
+        assert rows(book, rules, store, T0 + 15 * k) == rows(reference, rules, store, T0 + 15 * k)
+    now = T0 + 45
+    with store.lock:
+        del store.tasks[next(iter(store.tasks))]  # forgotten (as a retention of names would)
+        store.names_version += 1
+        series = store.series("a.new")
+        assert series is not None
+        for _ in range(6):
+            series.count(FAILED, now)
+    got, want = rows(book, rules, store, now), rows(reference, rules, store, now)
+    assert got == want
+    assert any(
+        r[1] == (("alertname", "FailAll"), ("severity", "warning"), ("task", "a.new"))
+        for r in got[1]
+    )
+
+
 def test_the_journal_lists_buckets_that_left_a_window():
     j = Journal(10.0)
     j.note_open(100.0, "x")
