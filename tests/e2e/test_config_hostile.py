@@ -35,20 +35,25 @@ bogus:
 DIGITS = "1" * 401
 
 
+def sentinel(command: str, path: Path) -> subprocess.CompletedProcess[str]:
+    """`python -m sentinel <command> -c path`, to its end."""
+    return subprocess.run(
+        [sys.executable, "-m", "sentinel", command, "-c", str(path)],
+        cwd=ROOT,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
 def check(path: Path) -> tuple[subprocess.CompletedProcess[str], float]:
     """`python -m sentinel check -c path` and its wall time, the best of five: the machine is
     shared, and the bound is about sentinel, not about a neighbour's burst."""
     best, result = float("inf"), None
     for _ in range(5):
         start = time.monotonic()
-        result = subprocess.run(
-            [sys.executable, "-m", "sentinel", "check", "-c", str(path)],
-            cwd=ROOT,
-            env=ENV,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        result = sentinel("check", path)
         best = min(best, time.monotonic() - start)
     assert result is not None
     return result, best
@@ -98,14 +103,7 @@ def test_run_refuses_a_routed_channel_with_a_placeholder_secret(tmp_path: Path) 
         "channels:\n  slack: {type: slack, channel: '#c', token: xoxb-not-configured}\n"
         f"storage: {{path: '{tmp_path / 'db'}'}}\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-m", "sentinel", "run", "-c", str(path)],
-        cwd=ROOT,
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = sentinel("run", path)
     assert result.returncode == 1
     assert "channels.slack.token: looks like a placeholder" in result.stderr, result.stderr
     assert "refusing to start" in result.stderr
@@ -140,14 +138,7 @@ def test_run_names_the_server_file_it_cannot_use(tmp_path: Path, server: str, sa
         f"storage: {{path: '{tmp_path / 'db'}'}}\n"
         "celery: {broker_url: 'redis://127.0.0.1:1/0'}\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-m", "sentinel", "run", "-c", str(path)],
-        cwd=ROOT,
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = sentinel("run", path)
     assert result.returncode == 1, result.stderr
     assert said.format(**names) in result.stderr, result.stderr
     assert "Traceback" not in result.stderr
