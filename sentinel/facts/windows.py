@@ -79,11 +79,6 @@ INCREMENTAL = True
 KEEP_BINS = 256
 
 
-def encode(key: int, n: int) -> int:
-    """One bin (n <= COUNT_MASK)."""
-    return (key + KEY_BIAS) << COUNT_BITS | n
-
-
 def decode(bin_: int) -> tuple[int, int]:
     return (bin_ >> COUNT_BITS) - KEY_BIAS, bin_ & COUNT_MASK
 
