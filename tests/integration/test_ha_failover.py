@@ -77,8 +77,14 @@ def settle(switch: Switch) -> None:
     """Let a request the old leader wrote before it died or stopped reach the receiver while
     it still answers 503: otherwise it is answered 200 and is the in-flight duplicate the
     design allows (the receiver got it, the leader could not record it), not what these
-    tests are about (bench/ha_failover.py measures that one)."""
-    time.sleep(0.5)
+    tests are about (bench/ha_failover.py measures that one). Until nothing has arrived for
+    1.5 s: a fixed half second was once too short for a receiver thread on a loaded machine
+    (CI saw that duplicate)."""
+    last, since = switch.arrivals(), time.monotonic()
+    while time.monotonic() - since < 1.5:
+        time.sleep(0.05)
+        if (now := switch.arrivals()) != last:
+            last, since = now, time.monotonic()
 
 
 def leader_of(*replicas: Replica) -> Replica | None:
